@@ -1,0 +1,160 @@
+"""The transition policy: which proposed states a run accepts, rejects, delays or refuses.
+
+A pure module. Every store calls `decide` inside its own write transaction with the run as it
+is stored, so the decision and the write are atomic. Rules (in order):
+
+1. Idempotency: a proposal carrying the same `transition_id` as the current state is rejected
+   with the current state (a retried write whose first answer was lost).
+2. Final states are final: a proposal against a final state is rejected (or aborted for
+   Cancelling/Paused/Crashed) unless forced. The first terminal state wins.
+3. Cancelling only goes to Cancelled.
+4. Nothing goes back to Pending from Running, Cancelling or a final state.
+5. Pause only from Running, and once per pause key; resume (Paused -> Running/Scheduled/
+   Cancelling/final) only before the pause timeout, otherwise the run is failed.
+6. Scheduled/Pending -> Running waits until the scheduled time (fractions of a second kept).
+7. Running -> Failed with retries left becomes AwaitingRetry after the run's retry delay.
+
+Accepted states get the bookkeeping Prefect's global transforms do: run_count, start and end
+times, strictly increasing timestamps.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+import attrs
+import msgspec
+
+from .models import FlowRun
+from .states import AwaitingRetry, Failed, State, StateType, now
+
+__all__ = ["Decision", "Status", "decide"]
+
+_RESUMABLE_TO = frozenset({StateType.RUNNING, StateType.SCHEDULED, StateType.CANCELLING})
+_NO_PENDING_FROM = frozenset(
+    {StateType.PENDING, StateType.RUNNING, StateType.CANCELLING, StateType.CANCELLED}
+)
+_ABORT_ON_FINAL = frozenset({StateType.CANCELLING, StateType.PAUSED, StateType.CRASHED})
+
+
+class Status(enum.StrEnum):
+    """How the policy answered a proposal."""
+
+    ACCEPT = "ACCEPT"  # the proposed state was written
+    REJECT = "REJECT"  # `state` is what the run is in now (maybe a substitute that was written)
+    WAIT = "WAIT"  # propose again after `delay` seconds; nothing was written
+    ABORT = "ABORT"  # the proposal makes no sense for this run; nothing was written
+
+
+@attrs.frozen
+class Decision:
+    """The policy's answer. When `run` is not None, the store writes it and appends `state`."""
+
+    status: Status
+    state: State
+    run: FlowRun | None = None
+    delay: float = 0.0
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is Status.ACCEPT
+
+
+def decide(run: FlowRun, proposed: State, *, force: bool = False, at: datetime | None = None) -> Decision:
+    """Decide what happens to `proposed` for `run` (as stored now). Pure: no I/O, no mutation."""
+    at = at or now()
+    current = run.state
+    if current is None:
+        return _write(run, proposed, Status.ACCEPT, at)
+
+    tid = proposed.details.transition_id
+    if tid is not None and tid == current.details.transition_id:
+        return Decision(Status.REJECT, current, reason="duplicate transition")
+    if force:
+        return _write(run, proposed, Status.ACCEPT, at)
+
+    if current.is_final():
+        reason = f"Run is already in terminal state {current.type.value}."
+        status = Status.ABORT if proposed.type in _ABORT_ON_FINAL else Status.REJECT
+        return Decision(status, current, reason=reason)
+    if current.is_cancelling() and not proposed.is_cancelled():
+        return Decision(Status.REJECT, current, reason="Cancelling may only become Cancelled.")
+    if proposed.is_pending() and current.type in _NO_PENDING_FROM:
+        renaming = current.is_pending() and proposed.name not in ("Pending", current.name)
+        if not renaming:
+            reason = f"A {current.type.value} run cannot become PENDING."
+            return Decision(Status.ABORT, current, reason=reason)
+    if proposed.is_paused():
+        return _pause(run, current, proposed, at)
+    if current.is_paused():
+        return _resume(run, current, proposed, at)
+    if proposed.is_running() and current.type in (StateType.SCHEDULED, StateType.PENDING):
+        when = current.details.scheduled_time
+        if current.is_scheduled() and when is not None and when > at:
+            return Decision(Status.WAIT, current, delay=(when - at).total_seconds())
+    if proposed.is_failed() and current.is_running() and run.run_count <= run.retries:
+        delay = run.retry_delay_for(run.run_count)
+        retry = AwaitingRetry(
+            scheduled_time=at + timedelta(seconds=delay),
+            message=proposed.message,
+            data=proposed.data,
+        )
+        return _write(run, retry, Status.REJECT, at)
+    return _write(run, proposed, Status.ACCEPT, at)
+
+
+def _pause(run: FlowRun, current: State, proposed: State, at: datetime) -> Decision:
+    if not current.is_running():
+        reason = "Cannot pause flows that are not currently running."
+        return Decision(Status.REJECT, current, reason=reason)
+    key = proposed.details.pause_key
+    if key is not None and key in run.pause_keys:
+        return Decision(Status.REJECT, current, reason="This pause has already fired.")
+    decision = _write(run, proposed, Status.ACCEPT, at)
+    if key is not None and decision.run is not None:
+        updated = msgspec.structs.replace(decision.run, pause_keys=(*run.pause_keys, key))
+        return attrs.evolve(decision, run=updated)
+    return decision
+
+
+def _resume(run: FlowRun, current: State, proposed: State, at: datetime) -> Decision:
+    if not (proposed.type in _RESUMABLE_TO or proposed.is_final()):
+        reason = f"A paused run cannot become {proposed.type.value}."
+        return Decision(Status.REJECT, current, reason=reason)
+    deadline = current.details.pause_timeout
+    if deadline is not None and deadline < at and not proposed.is_final():
+        failed = Failed(message="The flow was paused and never resumed.")
+        return _write(run, failed, Status.REJECT, at)
+    if proposed.is_running():
+        # Resuming continues the same attempt: it does not count as a new run.
+        run = msgspec.structs.replace(run, resuming=True)
+    return _write(run, proposed, Status.ACCEPT, at)
+
+
+def _write(run: FlowRun, state: State, status: Status, at: datetime) -> Decision:
+    """Stamp `state` and derive the run's counters from it (Prefect's global transforms)."""
+    previous = run.state
+    ts = state.timestamp
+    if previous is not None and ts <= previous.timestamp:
+        ts = previous.timestamp + timedelta(microseconds=1)
+    state = msgspec.structs.replace(state, timestamp=ts)
+
+    run_count, start, end, resuming = run.run_count, run.start_time, run.end_time, run.resuming
+    if state.is_running():
+        if not resuming:
+            run_count += 1
+        resuming = False
+        start = start or ts
+        end = None
+    elif state.is_final():
+        start = start or ts
+        end = end if previous is not None and previous.is_final() else ts
+        resuming = False
+    elif previous is not None and previous.is_final():
+        end = None  # a forced move out of a final state reopens the run
+    updated = msgspec.structs.replace(
+        run, state=state, run_count=run_count, start_time=start, end_time=end, resuming=resuming
+    )
+    return Decision(status, state, run=updated)
