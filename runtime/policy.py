@@ -62,7 +62,9 @@ class Decision:
         return self.status is Status.ACCEPT
 
 
-def decide(run: FlowRun, proposed: State, *, force: bool = False, at: datetime | None = None) -> Decision:
+def decide(
+    run: FlowRun, proposed: State, *, force: bool = False, at: datetime | None = None
+) -> Decision:
     """Decide what happens to `proposed` for `run` (as stored now). Pure: no I/O, no mutation."""
     at = at or now()
     current = run.state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -56,7 +56,7 @@ FINAL_STATES = frozenset(
 
 def now() -> datetime:
     """The current time in UTC (every timestamp we write is timezone-aware)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class StateDetails(msgspec.Struct, omit_defaults=True):
@@ -119,7 +119,7 @@ def _state(type_: StateType, default_name: str, name: str | None, **kw: Any) -> 
     return State(type=type_, name=name or default_name, **kw)
 
 
-def Scheduled(  # noqa: N802 - Prefect's constructor names
+def Scheduled(
     *, scheduled_time: datetime | None = None, name: str | None = None, **kw: Any
 ) -> State:
     """A run waiting for its scheduled time (defaults to now)."""
@@ -128,7 +128,7 @@ def Scheduled(  # noqa: N802 - Prefect's constructor names
     return _state(StateType.SCHEDULED, "Scheduled", name, details=details, **kw)
 
 
-def AwaitingRetry(  # noqa: N802
+def AwaitingRetry(
     *, delay: float = 0.0, scheduled_time: datetime | None = None, **kw: Any
 ) -> State:
     """A failed attempt that will run again at `scheduled_time` (now + delay)."""
@@ -136,45 +136,45 @@ def AwaitingRetry(  # noqa: N802
     return Scheduled(scheduled_time=when, name="AwaitingRetry", **kw)
 
 
-def Pending(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Pending(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.PENDING, "Pending", name, **kw)
 
 
-def NotReady(**kw: Any) -> State:  # noqa: N802
+def NotReady(**kw: Any) -> State:
     """Pending because an upstream run did not complete."""
     return Pending(name="NotReady", **kw)
 
 
-def Running(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Running(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.RUNNING, "Running", name, **kw)
 
 
-def Completed(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Completed(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.COMPLETED, "Completed", name, **kw)
 
 
-def Failed(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Failed(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.FAILED, "Failed", name, **kw)
 
 
-def TimedOut(**kw: Any) -> State:  # noqa: N802
+def TimedOut(**kw: Any) -> State:
     """Failed because the run overran its timeout."""
     return Failed(name="TimedOut", **kw)
 
 
-def Crashed(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Crashed(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.CRASHED, "Crashed", name, **kw)
 
 
-def Cancelling(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Cancelling(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.CANCELLING, "Cancelling", name, **kw)
 
 
-def Cancelled(*, name: str | None = None, **kw: Any) -> State:  # noqa: N802
+def Cancelled(*, name: str | None = None, **kw: Any) -> State:
     return _state(StateType.CANCELLED, "Cancelled", name, **kw)
 
 
-def Paused(  # noqa: N802
+def Paused(
     *,
     timeout_seconds: float | None = None,
     pause_key: str | None = None,
@@ -191,6 +191,6 @@ def Paused(  # noqa: N802
     return _state(StateType.PAUSED, "Paused", name, details=details, **kw)
 
 
-def Suspended(**kw: Any) -> State:  # noqa: N802
+def Suspended(**kw: Any) -> State:
     """A paused run whose process may exit; resuming reloads the flow."""
     return Paused(reschedule=True, name="Suspended", **kw)

@@ -1,0 +1,88 @@
+"""Worker threads for sync flows: daemon threads under a limit that counts live threads.
+
+Why not `anyio.to_thread.run_sync`: it cannot stop waiting at a deadline without abandoning
+the thread, and an abandoned thread then stops counting against its limiter on asyncio (but
+not on trio), and is non-daemon, so a hung flow would hang interpreter exit. Here a slot is
+held until the thread really returns, whatever the waiting side did, and threads are daemons.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import attrs
+
+__all__ = ["ThreadRunner"]
+
+
+@attrs.define(eq=False)
+class _Call:
+    """One call running in a thread, and how it ended."""
+
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class ThreadRunner:
+    """Runs sync callables in daemon threads, at most `limit` alive (abandoned ones included)."""
+
+    limit: int
+    _slots: anyio.Semaphore = attrs.field(init=False)
+    _live: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"thread_limit must be at least 1, got {self.limit}")
+        self._slots = anyio.Semaphore(self.limit)
+
+    @property
+    def live_threads(self) -> int:
+        """Threads started here that have not returned yet (abandoned ones included)."""
+        return self._live
+
+    async def run(self, fn: Callable[[], Any], *, name: str) -> Any:
+        """Run `fn()` in a new thread and return its result (or raise its exception).
+
+        If the waiting task is cancelled the thread is abandoned: it runs on, its slot is
+        released only when it returns, and its outcome is dropped.
+        """
+        await self._slots.acquire()
+        call = _Call()
+        token = anyio.lowlevel.current_token()
+        ctx = contextvars.copy_context()  # the thread sees the run's context variables
+
+        def finished() -> None:  # runs on the event loop thread
+            self._live -= 1
+            self._slots.release()
+            call.done.set()
+
+        def target() -> None:
+            try:
+                call.value = ctx.run(fn)
+            except BaseException as exc:  # reported to the waiting task, never lost in the thread
+                call.error = exc
+            # If the event loop is gone, nobody is waiting any more: nothing to report.
+            with contextlib.suppress(Exception):
+                anyio.from_thread.run_sync(finished, token=token)
+
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._live += 1
+        try:
+            thread.start()
+        except BaseException:
+            self._live -= 1
+            self._slots.release()
+            raise
+        await call.done.wait()
+        if call.error is not None:
+            raise call.error
+        return call.value

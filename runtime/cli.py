@@ -1,0 +1,79 @@
+"""The `flowactor` command line: run a flow and report how it ended."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+
+from .loading import load_flow_from_entrypoint
+from .runtime import Runtime, _result_of
+
+__all__ = ["main"]
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw  # a bare word is a string
+    return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowactor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a flow once and print its final state and result")
+    run.add_argument("entrypoint", help="'package.module:flow' or 'path/to/file.py:flow'")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        type=_parse_param,
+        metavar="KEY=VALUE",
+        help="a flow parameter (VALUE is JSON, or else a string); repeatable",
+    )
+    run.add_argument("--store", default="memory://", help="store URL (default: memory://)")
+    run.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    return parser
+
+
+async def _run(entrypoint: str, params: dict[str, Any], store: str) -> int:
+    flow = load_flow_from_entrypoint(entrypoint)
+    async with Runtime(store=store) as rt:
+        handle = await rt.submit(flow, **params)
+        state = await handle.wait()
+        states = await rt.read_states(handle.id)
+    print(f"flow run {handle.flow_run.name!r} ({handle.id})")
+    print("states: " + " -> ".join(s.name for s in states))
+    if state.is_completed():
+        print(f"result: {_result_of(handle._record)!r}")
+        return 0
+    print(f"{state.name}: {state.message}", file=sys.stderr)
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `flowactor` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return anyio.run(_run, args.entrypoint, dict(args.param), args.store, backend=args.backend)
+    except (ImportError, FileNotFoundError, AttributeError, TypeError, ValueError) as exc:
+        print(f"flowactor: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The state commands a flow-run actor receives in its mailbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["Begin", "Cancel", "Command", "Crash", "Fail", "Retry", "Succeed", "Timeout"]
+
+
+class Begin(msgspec.Struct):
+    """Start the run: validate, name, propose Running, start the first attempt."""
+
+
+class Retry(msgspec.Struct):
+    """A retry delay (or a concurrency slot) is over: propose Running again."""
+
+
+class Succeed(msgspec.Struct):
+    """Attempt `attempt` returned `value`."""
+
+    attempt: int
+    value: Any
+
+
+class Fail(msgspec.Struct):
+    """Attempt `attempt` raised `error` (an Exception)."""
+
+    attempt: int
+    error: Any
+
+
+class Timeout(msgspec.Struct):
+    """Attempt `attempt` overran the flow's timeout."""
+
+    attempt: int
+
+
+class Crash(msgspec.Struct):
+    """The run must end Crashed: a BaseException in user code, or its owner going away."""
+
+    error: Any
+    message: str | None = None
+
+
+class Cancel(msgspec.Struct):
+    """Cancel the run (sent on the system lane, so it never waits behind other commands)."""
+
+    message: str = "Flow run was cancelled."
+
+
+Command = Begin | Retry | Succeed | Fail | Timeout | Crash | Cancel

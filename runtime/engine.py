@@ -1,0 +1,388 @@
+"""The flow-run actor: one flow run, driven by the state commands in its mailbox.
+
+Each command is handled by the engine method of the same role as Prefect's flow engine
+(`begin_run`, `handle_success`, `handle_exception`, `handle_timeout`, `handle_crash`,
+`handle_cancellation`); every one of them proposes states through `set_state`, which runs the
+matching hooks through `call_hooks`. The user function runs in a child task of the actor (async
+flows) or in a worker thread (sync flows) and reports how it ended by telling the actor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from actors import Actor, ActorStopped
+
+from ._classify import Outcome, classify, crash_message
+from .commands import Begin, Cancel, Command, Crash, Fail, Retry, Succeed, Timeout
+from .context import RunContext, _current, _Interrupt, install_print_hook, interrupt_error
+from .errors import CancelledRun, CrashedRun, FlowRunTimeoutError, ParameterTypeError
+from .parameters import call_args
+from .policy import Decision, Status
+from .states import (
+    Cancelled,
+    Cancelling,
+    Completed,
+    Crashed,
+    Failed,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
+
+if TYPE_CHECKING:
+    from .flows import Flow
+    from .models import FlowRun
+    from .runtime import Runtime, _RunRecord
+
+__all__ = ["FlowRunActor", "PersistTimeout"]
+
+logger = logging.getLogger("flowactor.engine")
+
+_HOOKS_FOR = {
+    StateType.RUNNING: "on_running",
+    StateType.COMPLETED: "on_completion",
+    StateType.FAILED: "on_failure",
+    StateType.CANCELLING: "on_cancellation",
+    StateType.CRASHED: "on_crashed",
+}
+
+
+class PersistTimeout(RuntimeError):
+    """The store did not confirm a state write within the runtime's `persist_timeout`."""
+
+
+class FlowRunActor(Actor[Command]):
+    """The actor behind one flow run. It ends (stops itself) once the run is final."""
+
+    def __init__(self, runtime: Runtime, record: _RunRecord) -> None:
+        self.runtime = runtime
+        self.record = record
+        self.flow: Flow[..., Any] = record.flow
+        self.flow_run: FlowRun = record.flow_run
+        self.parameters: dict[str, Any] = record.parameters
+        assert record.flow_run.state is not None
+        self.state: State = record.flow_run.state
+        self._attempt = 0
+        self._attempt_done: anyio.Event | None = None
+        self._interrupt: _Interrupt | None = None
+        # Scopes of the child tasks doing this run's work (the attempt, a retry wait, a wait
+        # for a concurrency slot). Cancelling the run cancels them all.
+        self._work: set[anyio.CancelScope] = set()
+        self._holds_slot = False
+
+    # -- the mailbox --------------------------------------------------------------------------
+    async def receive(self, message: Command) -> State:
+        """Dispatch one command to its handler; commands for a finished attempt are dropped."""
+        if self.record.finished:
+            return self.state
+        match message:
+            case Begin():
+                await self.begin_run()
+            case Retry():
+                await self._propose_running()
+            case Succeed(attempt=n, value=value) if n == self._attempt:
+                await self.handle_success(value)
+            case Fail(attempt=n, error=error) if n == self._attempt:
+                await self.handle_exception(error)
+            case Timeout(attempt=n) if n == self._attempt:
+                seconds = self.flow.timeout_seconds or 0
+                await self.handle_timeout(
+                    FlowRunTimeoutError(f"Scope timed out after {seconds:g} second(s).")
+                )
+            case Crash(error=error, message=text):
+                await self.handle_crash(error, text)
+            case Cancel(message=text):
+                await self.handle_cancellation(text)
+        return self.state
+
+    async def on_stop(self) -> None:
+        """The actor is going away with the run unfinished: the owner is gone, so it crashed."""
+        if not self.record.finished:
+            reason = self.runtime._crash_reason
+            await self.handle_crash(CrashedRun(reason), reason)
+
+    # -- handlers -------------------------------------------------------------------------
+    async def begin_run(self) -> None:
+        """Validate parameters and the run name, then propose Running and start the attempt."""
+        if self.record.name_error is not None:
+            error = self.record.name_error
+            message = f"Could not name the flow run: {type(error).__name__}: {error}"
+            await self._fail_before_running(error, message)
+            return
+        if self.flow.validate_parameters:
+            try:
+                self.parameters = self.flow.validate_parameters_for(self.parameters)
+            except ParameterTypeError as exc:
+                message = (
+                    f"Validation of flow parameters failed with error: ParameterTypeError: {exc}"
+                )
+                logger.error("%s", message)
+                await self._fail_before_running(exc, message)
+                return
+        slots = self.runtime._run_slots
+        if slots is not None and not self._holds_slot:
+            # Wait for a slot in a child task, so the mailbox stays open (a cancel gets through).
+            self._spawn(self._acquire_slot, slots)
+            return
+        await self._propose_running()
+
+    async def handle_success(self, value: Any) -> None:
+        """The attempt returned: Completed (or the state it returned), or a retry."""
+        # A returned state is used as given (a returned Failed retries like a raise).
+        state = value if isinstance(value, State) else Completed(data=value)
+        self.record.value = value
+        decision = await self.set_state(state)
+        await self._after_attempt(decision)
+
+    async def handle_exception(self, error: BaseException) -> None:
+        """The attempt raised: Failed, or AwaitingRetry then Running when retries are left."""
+        logger.error(
+            "Flow run %r: encountered exception during execution: %r", self.flow_run.name, error
+        )
+        message = f"Flow run encountered an exception: {type(error).__name__}: {error}"
+        self.record.error = error
+        decision = await self.set_state(Failed(message=message, data=error))
+        await self._after_attempt(decision)
+
+    async def handle_timeout(self, error: TimeoutError) -> None:
+        """The attempt overran `timeout_seconds`: Failed named TimedOut (retried like a failure)."""
+        self._stop_work(error)  # a sync flow's thread is abandoned here; it can check_cancelled()
+        seconds = self.flow.timeout_seconds or 0
+        message = f"Flow run exceeded timeout of {seconds:g} second(s)"
+        logger.error("Flow run %r: %s", self.flow_run.name, message)
+        self.record.error = error
+        decision = await self.set_state(TimedOut(message=message, data=error))
+        await self._after_attempt(decision)
+
+    async def handle_crash(self, error: BaseException, message: str | None = None) -> None:
+        """A BaseException that is not a requested cancel, or the owner went away: Crashed."""
+        message = message or crash_message(error)
+        logger.error("Flow run %r: crash detected! %s", self.flow_run.name, message)
+        self.record.error = error
+        self._stop_work(CrashedRun(message))
+        if self.state.is_cancelling():
+            # Cancelling may only end Cancelled; never leave the run there.
+            await self.set_state(Cancelled(message=message, data=error))
+        else:
+            await self.set_state(Crashed(message=message, data=error))
+        self._finish()
+
+    async def handle_cancellation(self, message: str) -> None:
+        """Cancel requested: Cancelling (on_cancellation hooks), stop the work, then Cancelled."""
+        self.record.cancel_requested = True
+        decision = await self.set_state(Cancelling(message=message))
+        if not decision.state.is_cancelling():
+            if decision.state.is_final():
+                self._finish()
+            return  # the run ended first: the first final state wins
+        self._stop_work(CancelledRun(message))
+        done = self._attempt_done
+        if done is not None:
+            # Give async code a bounded moment to unwind (finally blocks) before it is recorded
+            # Cancelled. A sync flow's thread is abandoned at once: it cannot be interrupted.
+            with anyio.move_on_after(self.runtime.cancel_grace):
+                await done.wait()
+        await self.set_state(Cancelled(message=message))
+        self._finish()
+
+    async def set_state(self, state: State, *, force: bool = False) -> Decision:
+        """Propose `state` to the store and run the hooks of whatever state it wrote."""
+        store = self.runtime.store
+        # Shielded: the write must land even while the run, the runtime or the whole app is
+        # being cancelled. Bounded: a stuck store must not hang cancellation or shutdown.
+        with anyio.move_on_after(self.runtime.persist_timeout, shield=True) as scope:
+            decision = await store.set_state(self.flow_run.id, state, force=force)
+        if scope.cancelled_caught:
+            raise PersistTimeout(
+                f"the store did not confirm {state.name} for flow run {self.flow_run.id} "
+                f"within {self.runtime.persist_timeout:g} s"
+            )
+        if decision.status is Status.ABORT:
+            logger.warning("Flow run %r: %s", self.flow_run.name, decision.reason)
+        self.state = decision.state
+        if decision.run is not None:
+            self.flow_run = self.record.flow_run = decision.run
+            await self.call_hooks(decision.state)
+        return decision
+
+    async def call_hooks(self, state: State) -> None:
+        """Run the flow's hooks for `state`, in order; a hook that raises is logged and skipped."""
+        kind = _HOOKS_FOR.get(state.type)
+        if kind is None:
+            return
+        hooks = self.flow.hooks_for(kind)
+        if not hooks:
+            return
+        reset = _current.set(self._context())
+        try:
+            for hook in hooks:
+                await self._call_hook(hook, state)
+        finally:
+            _current.reset(reset)
+
+    async def call_flow_fn(self, attempt: int) -> None:
+        """Run one attempt of the user function (child task) and tell the actor how it ended."""
+        flow = self.flow
+        ctx = self._context()
+        self._interrupt = ctx.interrupt
+        done = self._attempt_done = anyio.Event()
+        if ctx.log_prints:
+            install_print_hook()
+        reset = _current.set(ctx)
+        # The attempt's deadline. Leaving it disarms it, before any terminal write, so a run
+        # that returns just in time is never turned into TimedOut afterwards.
+        deadline = anyio.move_on_after(flow.timeout_seconds)
+        outcome: Command
+        try:
+            with deadline:
+                args, kwargs = call_args(flow.fn, self.parameters)
+                if flow.isasync:
+                    value = await flow.fn(*args, **kwargs)
+                else:
+                    call = functools.partial(flow.fn, *args, **kwargs)
+                    value = await self.runtime._threads.run(
+                        call, name=f"flow-run {self.flow_run.name}"
+                    )
+            outcome = Timeout(attempt) if deadline.cancelled_caught else Succeed(attempt, value)
+        except Exception as exc:
+            # User code may turn the deadline's cancellation into an error of its own.
+            outcome = Timeout(attempt) if deadline.cancel_called else Fail(attempt, exc)
+        except BaseException as exc:
+            if classify(exc) is Outcome.CANCELLED:
+                ctx.interrupt.set(CancelledRun("the flow run was cancelled"))
+                raise  # a cancel request or the actor's teardown: their handlers decide the state
+            outcome = Crash(exc)
+        finally:
+            _current.reset(reset)
+            done.set()
+        if isinstance(outcome, Timeout):
+            ctx.interrupt.set(interrupt_error(flow.timeout_seconds))
+        # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
+        with contextlib.suppress(ActorStopped):
+            await self.ref.tell(outcome)
+
+    # -- internals ------------------------------------------------------------------------
+    def _context(self) -> RunContext:
+        log_prints = bool(self.flow.log_prints)
+        return RunContext(
+            flow=self.flow,
+            flow_run=self.flow_run,
+            parameters=self.parameters,
+            runtime=self.runtime,
+            log_prints=log_prints,
+            token=anyio.lowlevel.current_token(),
+        )
+
+    async def _call_hook(self, hook: Callable[..., Any], state: State) -> None:
+        name = getattr(hook, "__name__", repr(hook))
+        logger.info("Running hook %r in response to entering state %r", name, state.name)
+        # Hooks of final and cancelling states run during cancellation and shutdown too:
+        # shield them from it, and bound every hook so none can hold the run open for ever.
+        shield = state.is_final() or state.is_cancelling()
+        try:
+            with anyio.move_on_after(self.runtime.hook_timeout, shield=shield) as scope:
+                if inspect.iscoroutinefunction(hook):
+                    await hook(self.flow, self.flow_run, state)
+                else:
+                    result = await anyio.to_thread.run_sync(
+                        hook, self.flow, self.flow_run, state, abandon_on_cancel=True
+                    )
+                    if inspect.isawaitable(result):
+                        await result
+            if scope.cancelled_caught:
+                logger.error("Hook %r did not finish within %g s", name, self.runtime.hook_timeout)
+            else:
+                logger.info("Hook %r finished running successfully", name)
+        except Exception:
+            logger.exception("An error was encountered while running hook %r", name)
+
+    async def _propose_running(self) -> None:
+        decision = await self.set_state(Running())
+        if decision.status is Status.WAIT:
+            self._spawn(self._retry_after, decision.delay)
+        elif decision.state.is_running():
+            self._attempt += 1
+            self._spawn(self.call_flow_fn, self._attempt)
+        elif decision.state.is_final():
+            self._finish()
+
+    async def _after_attempt(self, decision: Decision) -> None:
+        state = decision.state
+        if state.is_scheduled():
+            logger.info(
+                "Flow run %r: received non-final state %r when proposing a final state "
+                "and will attempt to run again...",
+                self.flow_run.name,
+                state.name,
+            )
+            await self._propose_running()
+        elif state.is_final():
+            self._finish()
+
+    async def _fail_before_running(self, error: BaseException, message: str) -> None:
+        self.record.error = error
+        decision = await self.set_state(Failed(message=message, data=error))
+        if decision.state.is_final():
+            self._finish()
+
+    async def _retry_after(self, delay: float) -> None:
+        await anyio.sleep(delay)
+        await self.ref.tell(Retry())
+
+    async def _acquire_slot(self, slots: anyio.Semaphore) -> None:
+        await slots.acquire()
+        self._holds_slot = True
+        try:
+            await self.ref.tell(Retry())
+        except ActorStopped:
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._holds_slot and self.runtime._run_slots is not None:
+            self._holds_slot = False
+            self.runtime._run_slots.release()
+
+    def _spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Start run work in a child task, under a scope that cancelling the run cancels."""
+        scope = anyio.CancelScope()
+        self._work.add(scope)
+
+        async def work() -> None:
+            try:
+                with scope:  # cancelled by _stop_work (cancel, timeout, crash)
+                    await fn(*args)
+            finally:
+                self._work.discard(scope)
+
+        self.start_soon(work)
+
+    def _stop_work(self, error: BaseException) -> None:
+        """Cancel every piece of this run's work; a sync thread sees `error` via check_cancelled."""
+        if self._interrupt is not None and not self._interrupt.flag.is_set():
+            self._interrupt.set(error)
+        for scope in self._work:
+            scope.cancel()
+
+    def _finish(self) -> None:
+        """The run is final: wake its waiters, free its slot, end the actor."""
+        record = self.record
+        if record.finished:
+            return
+        record.finished = True
+        record.state = self.state
+        self._stop_work(CancelledRun("the flow run has finished"))
+        self._release_slot()
+        self.runtime._forget(record)
+        record.done.set()
+        self.ref.stop()

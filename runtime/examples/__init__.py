@@ -1,0 +1,1 @@
+"""Example flows shipped with flowactor (used by the README and `flowactor run`)."""

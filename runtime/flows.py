@@ -1,0 +1,212 @@
+"""The `flow` decorator and `Flow`: a function plus the options its runs follow."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+import attrs
+
+from .parameters import validate_parameters
+
+if TYPE_CHECKING:
+    from .models import FlowRun
+    from .states import State
+
+__all__ = ["Flow", "Hook", "flow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Hook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
+"""A state hook: `hook(flow, flow_run, state)`, sync or async."""
+
+HOOK_KINDS = ("on_running", "on_completion", "on_failure", "on_cancellation", "on_crashed")
+
+
+def _hooks(value: Iterable[Hook] | None) -> tuple[Hook, ...]:
+    if value is None:
+        return ()
+    if callable(value) or isinstance(value, str | bytes):
+        raise TypeError("hooks must be given as a list of callables")
+    hooks = tuple(value)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"hooks must be callables, got {type(hook).__name__}: {hook!r}")
+    return hooks
+
+
+def _delays(value: float | Sequence[float]) -> float | tuple[float, ...]:
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("retry_delay_seconds must not be negative")
+        return float(value)
+    delays = tuple(float(v) for v in value)
+    if any(d < 0 for d in delays):
+        raise ValueError("retry_delay_seconds must not be negative")
+    return delays
+
+
+def _retries(value: int | None) -> int:
+    return 0 if value is None else int(value)
+
+
+def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+@attrs.define(eq=False, repr=False)
+class Flow(Generic[P, R]):
+    """A decorated function: calling it runs a flow run and returns its result.
+
+    Async flows return a coroutine to await; sync flows run to completion (in a worker thread
+    of the ambient or default runtime). `return_state=True` returns the final `State`.
+    """
+
+    fn: Callable[P, R]
+    name: str = attrs.field(default=None)
+    version: str | None = None
+    flow_run_name: str | Callable[[], str] | None = None
+    retries: int = attrs.field(default=0, converter=_retries)
+    retry_delay_seconds: float | tuple[float, ...] = attrs.field(default=0.0, converter=_delays)
+    timeout_seconds: float | None = attrs.field(default=None, validator=_non_negative)
+    validate_parameters: bool = True
+    persist_result: bool | None = None
+    log_prints: bool | None = None
+    description: str | None = None
+    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    on_running_hooks: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_hooks, alias="on_running"
+    )
+    on_completion_hooks: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_hooks, alias="on_completion"
+    )
+    on_failure_hooks: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_hooks, alias="on_failure"
+    )
+    on_cancellation_hooks: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_hooks, alias="on_cancellation"
+    )
+    on_crashed_hooks: tuple[Hook, ...] = attrs.field(
+        default=(), converter=_hooks, alias="on_crashed"
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"a flow needs a function, got {type(self.fn).__name__}")
+        if self.retries < 0:
+            raise ValueError("retries must not be negative")
+        if self.name is None:
+            self.name = getattr(self.fn, "__name__", type(self.fn).__name__).replace("_", "-")
+        if not self.description:
+            self.description = inspect.getdoc(self.fn)
+        if self.timeout_seconds == 0:
+            self.timeout_seconds = None  # as in Prefect: 0 means no timeout
+
+    # -- what kind of function -------------------------------------------------------------
+    @property
+    def isasync(self) -> bool:
+        """True for coroutine functions and async generator functions."""
+        return inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+
+    @property
+    def isgenerator(self) -> bool:
+        """True for generator functions of either kind."""
+        return inspect.isgeneratorfunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+
+    @property
+    def entrypoint(self) -> str:
+        """`module:qualname`, how a new process finds this flow again."""
+        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+
+    # -- options ------------------------------------------------------------------------
+    def with_options(self, **options: Any) -> Flow[P, R]:
+        """A copy of this flow with some options changed (hooks replace, they do not append)."""
+        unknown = set(options) - {f.alias for f in attrs.fields(Flow)}
+        if unknown:
+            raise TypeError(f"unknown flow option(s): {', '.join(sorted(unknown))}")
+        return attrs.evolve(self, **options)
+
+    def validate_parameters_for(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Parameters coerced to the function's type hints; `ParameterTypeError` if invalid."""
+        return validate_parameters(self.fn, parameters)
+
+    def hooks_for(self, kind: str) -> tuple[Hook, ...]:
+        """The hooks of one kind (`on_failure`, ...), in the order they run."""
+        hooks: tuple[Hook, ...] = getattr(self, f"{kind}_hooks")
+        return hooks
+
+    # Hook decorators: `@my_flow.on_failure` appends the function and returns it unchanged.
+    def _add_hook(self, kind: str, fn: Hook) -> Hook:
+        setattr(self, f"{kind}_hooks", (*self.hooks_for(kind), *_hooks([fn])))
+        return fn
+
+    def on_running(self, fn: Hook) -> Hook:
+        """Decorator: run `fn(flow, flow_run, state)` each time a run of this flow starts."""
+        return self._add_hook("on_running", fn)
+
+    def on_completion(self, fn: Hook) -> Hook:
+        """Decorator: run `fn(flow, flow_run, state)` when a run completes."""
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: Hook) -> Hook:
+        """Decorator: run `fn(flow, flow_run, state)` when a run fails (after its last retry)."""
+        return self._add_hook("on_failure", fn)
+
+    def on_cancellation(self, fn: Hook) -> Hook:
+        """Decorator: run `fn(flow, flow_run, state)` when a run is being cancelled."""
+        return self._add_hook("on_cancellation", fn)
+
+    def on_crashed(self, fn: Hook) -> Hook:
+        """Decorator: run `fn(flow, flow_run, state)` when a run crashes."""
+        return self._add_hook("on_crashed", fn)
+
+    # -- calling ----------------------------------------------------------------------------
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the flow and return its result (a coroutine to await for async flows)."""
+        from ._call import call_flow
+
+        result: R = call_flow(self, args, kwargs)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Flow(name={self.name!r}, fn={self.fn.__qualname__})"
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    flow_run_name: str | Callable[[], str] | None = None,
+    retries: int | None = None,
+    retry_delay_seconds: float | Sequence[float] = 0.0,
+    timeout_seconds: float | None = None,
+    validate_parameters: bool = True,
+    persist_result: bool | None = None,
+    log_prints: bool | None = None,
+    description: str | None = None,
+    tags: Iterable[str] = (),
+    on_running: Iterable[Hook] | None = None,
+    on_completion: Iterable[Hook] | None = None,
+    on_failure: Iterable[Hook] | None = None,
+    on_cancellation: Iterable[Hook] | None = None,
+    on_crashed: Iterable[Hook] | None = None,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
+    """Make a function a flow: `@flow` or `@flow(retries=2, timeout_seconds=5, ...)`."""
+    if fn is not None:
+        return Flow(fn, **options)
+
+    def decorate(f: Callable[P, R]) -> Flow[P, R]:
+        return Flow(f, **options)
+
+    return decorate

@@ -1,0 +1,80 @@
+"""Binding call arguments to a flow's signature and validating them against its type hints."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import cattrs
+
+from .errors import ParameterTypeError
+
+__all__ = ["bind_parameters", "call_args", "validate_parameters"]
+
+_converter = cattrs.Converter()
+
+
+def bind_parameters(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Bind a call to `fn`'s signature, defaults applied; `ParameterTypeError` if it cannot bind."""
+    sig = inspect.signature(fn)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ParameterTypeError(f"cannot call {fn.__qualname__}{sig}: {exc}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def call_args(
+    fn: Callable[..., Any], parameters: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The (args, kwargs) that call `fn` with `parameters` (handles *args and **kwargs)."""
+    bound = inspect.BoundArguments(inspect.signature(fn), dict(parameters))
+    return bound.args, bound.kwargs
+
+
+def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """Coerce each parameter to its type hint with cattrs ("42" -> 42 for an int).
+
+    Raises `ParameterTypeError` naming every invalid parameter. Parameters without a hint,
+    hinted `Any`, or whose hint cattrs cannot structure are passed through unchanged.
+    """
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: nothing to validate against
+        return dict(parameters)
+    sig = inspect.signature(fn)
+    validated: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in parameters.items():
+        hint = hints.get(name)
+        kind = sig.parameters[name].kind if name in sig.parameters else None
+        if hint is None or hint is Any or kind in _VARIADIC:
+            validated[name] = value
+            continue
+        try:
+            validated[name] = _converter.structure(value, hint)
+        except cattrs.errors.StructureHandlerNotFoundError:
+            validated[name] = value
+        except Exception as exc:
+            problems.append(f" - {name}: {_describe(exc, value, hint)}")
+    if problems:
+        raise ParameterTypeError("Flow run received invalid parameters:\n" + "\n".join(problems))
+    return validated
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _describe(exc: Exception, value: Any, hint: Any) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        inner = "; ".join(str(e) for e in exc.exceptions)
+        detail = inner or str(exc)
+    else:
+        detail = str(exc)
+    hint_name = getattr(hint, "__name__", repr(hint))
+    return f"expected {hint_name}, got {value!r} ({detail})"

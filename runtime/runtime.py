@@ -1,0 +1,387 @@
+"""`Runtime`: the embedding entry point, and `FlowRunHandle`, a submitted run."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import anyio
+import attrs
+
+from actors import ActorStopped, ActorSystem
+
+from .commands import Begin, Cancel, Crash
+from .context import current_run_context
+from .engine import FlowRunActor
+from .errors import (
+    CancelledRun,
+    CrashedRun,
+    FailedRun,
+    FlowRunNotFound,
+    RuntimeClosed,
+    UnfinishedRun,
+)
+from .flows import Flow
+from .models import FlowRun
+from .parameters import bind_parameters
+from .states import Cancelled, Cancelling, Pending, State, StateType
+from .stores import MemoryStore, Store, open_store
+
+__all__ = ["FlowRunHandle", "Runtime", "current_runtime"]
+
+_NO_VALUE: Any = object()
+
+_current_runtime: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
+    "flowactor_runtime", default=None
+)
+
+
+def current_runtime() -> Runtime | None:
+    """The innermost open `Runtime` of this task (or of the run this code belongs to)."""
+    rt = _current_runtime.get()
+    if rt is not None and rt._open:
+        return rt
+    ctx = current_run_context()
+    if ctx is not None and ctx.runtime._open:
+        return ctx.runtime
+    return None
+
+
+@attrs.define(eq=False)
+class _RunRecord:
+    """What the runtime keeps of a run it drives: the actor's ref and how the run ended."""
+
+    flow: Flow[..., Any]
+    flow_run: FlowRun
+    parameters: dict[str, Any]
+    name_error: BaseException | None = None
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    finished: bool = False
+    state: State | None = None
+    value: Any = _NO_VALUE
+    error: BaseException | None = None
+    cancel_requested: bool = False
+    ref: Any = None
+
+
+@attrs.define(eq=False)
+class FlowRunHandle:
+    """A submitted flow run. Waiting on it never owns it: cancelling a wait leaves the run alone."""
+
+    _runtime: Runtime
+    _record: _RunRecord
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self._record.flow_run.id
+
+    @property
+    def flow_run(self) -> FlowRun:
+        """The run as this runtime last wrote it."""
+        return self._record.flow_run
+
+    async def wait(self, timeout: float | None = None) -> State:  # noqa: ASYNC109
+        """Wait for the final state; `TimeoutError` after `timeout` seconds (the run goes on)."""
+        with anyio.fail_after(timeout):
+            await self._record.done.wait()
+        assert self._record.state is not None
+        return self._record.state
+
+    async def result(self, *, raise_on_failure: bool = True) -> Any:
+        """The run's return value; raises its exception if it failed, crashed or was cancelled."""
+        await self.wait()
+        return _result_of(self._record, raise_on_failure=raise_on_failure)
+
+    async def cancel(self) -> bool:
+        """Cancel the run; True if it ended Cancelled, False if it had already ended otherwise."""
+        return await self._runtime.cancel(self.id)
+
+    def __repr__(self) -> str:
+        run = self._record.flow_run
+        return f"FlowRunHandle(id={run.id}, name={run.name!r}, state={run.state!r})"
+
+
+def _result_of(record: _RunRecord, *, raise_on_failure: bool = True) -> Any:
+    state = record.state
+    if state is None or not state.is_final():
+        raise UnfinishedRun(f"Run is in {state.type.value if state else 'no'} state")
+    if state.is_completed():
+        if record.value is not _NO_VALUE and not isinstance(record.value, State):
+            return record.value
+        return state.data
+    error: BaseException
+    if isinstance(state.data, BaseException):
+        error = state.data
+    elif isinstance(record.error, BaseException):
+        error = record.error
+    elif state.is_cancelled():
+        error = CancelledRun(state.message or "Flow run was cancelled.")
+    elif state.is_crashed():
+        error = CrashedRun(state.message or "Flow run crashed.")
+    else:
+        error = FailedRun(state.message or "Flow run failed.")
+    if not raise_on_failure:
+        return error
+    raise error
+
+
+@attrs.define(eq=False)
+class Runtime:
+    """Runs flows as actors, durably recorded in `store`.
+
+    `async with Runtime(store="memory://") as rt:` submits runs with `rt.submit(flow, ...)`.
+    Leaving the block waits for unfinished runs; `await rt.shutdown(cancel=True)` cancels them
+    first. If the block is cancelled by the application (or raises), unfinished runs end
+    Crashed with that reason.
+
+    Settings: `concurrency_limit` (runs executing at once; the rest wait in Pending),
+    `thread_limit` (live threads for sync flows, abandoned ones included), `persist_timeout`
+    (bound on any one state write, including shielded terminal writes), `hook_timeout`,
+    `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled).
+    """
+
+    store: Store = attrs.field(default=attrs.Factory(MemoryStore), converter=open_store)
+    concurrency_limit: int | None = None
+    thread_limit: int = 40
+    persist_timeout: float = 10.0
+    hook_timeout: float = 30.0
+    cancel_grace: float = 5.0
+    mailbox_size: int = 16
+
+    _open: bool = attrs.field(default=False, init=False)
+    _accepting: bool = attrs.field(default=False, init=False)
+    _runs: dict[uuid.UUID, _RunRecord] = attrs.field(factory=dict, init=False)
+    _system: ActorSystem | None = attrs.field(default=None, init=False)
+    _stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False)
+    _token: contextvars.Token[Runtime | None] | None = attrs.field(default=None, init=False)
+    _run_slots: anyio.Semaphore | None = attrs.field(default=None, init=False)
+    _threads: Any = attrs.field(default=None, init=False)
+    _crash_reason: str = attrs.field(
+        default="Execution was cancelled by the runtime environment.", init=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.concurrency_limit is not None and self.concurrency_limit < 1:
+            raise ValueError(f"concurrency_limit must be at least 1, got {self.concurrency_limit}")
+        for name in ("persist_timeout", "hook_timeout", "cancel_grace"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Runtime:
+        from ._threads import ThreadRunner
+
+        if self._open:
+            raise RuntimeError("this Runtime is already open")
+        await self.store.open()
+        self._threads = ThreadRunner(self.thread_limit)
+        if self.concurrency_limit is not None:
+            self._run_slots = anyio.Semaphore(self.concurrency_limit)
+        stack = contextlib.AsyncExitStack()
+        # on_stop of a run actor writes Crashed and runs its hooks: give it room for both.
+        stop_timeout = self.persist_timeout * 2 + self.hook_timeout
+        self._system = await stack.enter_async_context(
+            ActorSystem(name="flowactor", stop_timeout=stop_timeout)
+        )
+        self._stack = stack
+        self._open = self._accepting = True
+        self._token = _current_runtime.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._accepting = False
+        if exc is None:
+            try:
+                await self._wait_all()
+            except BaseException as err:  # cancelled while waiting: runs crash, as below
+                self._crash_reason = _crash_reason(err)
+                await self._close(type(err), err, err.__traceback__)
+                raise
+        else:
+            self._crash_reason = _crash_reason(exc)
+        return await self._close(exc_type, exc, tb)
+
+    async def _close(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._stack is not None
+        try:
+            # Leaving the actor system stops every actor; with an exception, unfinished run
+            # actors are cancelled and their on_stop records them Crashed.
+            return await self._stack.__aexit__(exc_type, exc, tb)
+        finally:
+            self._open = False
+            if self._token is not None:
+                with contextlib.suppress(ValueError):  # exited from another context
+                    _current_runtime.reset(self._token)
+                self._token = None
+            # Shielded and bounded: the store's last writes must be flushed even if we are
+            # being cancelled, but a broken store must not hang the exit.
+            with anyio.move_on_after(self.persist_timeout, shield=True):
+                await self.store.close()
+
+    async def shutdown(self, *, cancel: bool = False) -> None:
+        """Stop accepting runs and wait for the unfinished ones (cancelling them if `cancel`).
+
+        The runtime's task group is closed when its `async with` block ends.
+        """
+        self._accepting = False
+        if cancel:
+            for record in list(self._runs.values()):
+                self._tell_cancel(record, "The runtime was shut down.")
+        await self._wait_all()
+
+    async def _wait_all(self) -> None:
+        while self._runs:
+            record = next(iter(self._runs.values()))
+            await record.done.wait()
+
+    def _forget(self, record: _RunRecord) -> None:
+        self._runs.pop(record.flow_run.id, None)
+
+    # -- runs ----------------------------------------------------------------------------
+    async def submit(self, flow: Flow[..., Any], /, *args: Any, **kwargs: Any) -> FlowRunHandle:
+        """Create a flow run (Pending) and start its actor; returns once the run is recorded."""
+        if not self._accepting:
+            raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
+        if not isinstance(flow, Flow):
+            raise TypeError(f"submit() takes a Flow, got {type(flow).__name__}")
+        parameters = bind_parameters(flow.fn, args, kwargs)
+        run_id = uuid.uuid4()
+        name, name_error = _run_name(flow, parameters, run_id)
+        parent = current_run_context()
+        run = FlowRun(
+            id=run_id,
+            name=name,
+            flow_name=flow.name,
+            flow_version=flow.version,
+            parameters=parameters,
+            state=Pending(),
+            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+            tags=flow.tags,
+            retries=flow.retries,
+            retry_delay_seconds=flow.retry_delay_seconds,
+            entrypoint=flow.entrypoint,
+        )
+        run = await self.store.create_flow_run(run)
+        record = _RunRecord(flow, run, parameters, name_error)
+        assert self._system is not None
+        self._runs[run_id] = record
+        record.ref = self._system.spawn(
+            functools.partial(FlowRunActor, self, record),
+            name=f"flow-run-{run_id}",
+            mailbox_size=self.mailbox_size,
+        )
+        record.ref.tell_nowait(Begin())
+        return FlowRunHandle(self, record)
+
+    async def cancel(
+        self, flow_run_id: uuid.UUID, message: str = "Flow run was cancelled."
+    ) -> bool:
+        """Cancel a run; True if it ended Cancelled, False if it had already ended otherwise.
+
+        A run this runtime does not drive (another process's, say) is moved to Cancelling then
+        Cancelled in the store directly.
+        """
+        record = self._runs.get(flow_run_id)
+        if record is None:
+            run = await self.store.read_flow_run(flow_run_id)
+            if run.state is None or run.state.is_final():
+                return False
+            first = await self.store.set_state(flow_run_id, Cancelling(message=message))
+            if not first.state.is_cancelling():
+                return False
+            second = await self.store.set_state(flow_run_id, Cancelled(message=message))
+            return second.state.is_cancelled()
+        self._tell_cancel(record, message)
+        await record.done.wait()
+        return record.state is not None and record.state.is_cancelled()
+
+    def _tell_cancel(self, record: _RunRecord, message: str) -> None:
+        with contextlib.suppress(ActorStopped):  # finished meanwhile: nothing to cancel
+            record.ref.tell_system(Cancel(message))
+
+    def _crash_run(self, flow_run_id: uuid.UUID, error: BaseException, message: str) -> None:
+        """Ask a run to end Crashed (its caller was cancelled); never blocks."""
+        record = self._runs.get(flow_run_id)
+        if record is not None:
+            with contextlib.suppress(ActorStopped):
+                record.ref.tell_system(Crash(error, message))
+
+    async def read_flow_run(self, flow_run_id: uuid.UUID) -> FlowRun:
+        """The run as stored; `FlowRunNotFound` if there is none."""
+        self._check_open()
+        return await self.store.read_flow_run(flow_run_id)
+
+    async def read_states(self, flow_run_id: uuid.UUID) -> list[State]:
+        """The run's state history, oldest first."""
+        self._check_open()
+        return await self.store.read_states(flow_run_id)
+
+    async def list_flow_runs(
+        self,
+        *,
+        state: StateType | Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        limit: int | None = None,
+    ) -> list[FlowRun]:
+        """Runs in the store filtered by state type(s) and flow name, oldest first."""
+        self._check_open()
+        return await self.store.list_flow_runs(state=state, flow_name=flow_name, limit=limit)
+
+    def handle(self, flow_run_id: uuid.UUID) -> FlowRunHandle:
+        """The handle of a run this runtime is driving; `FlowRunNotFound` otherwise."""
+        record = self._runs.get(flow_run_id)
+        if record is None:
+            raise FlowRunNotFound(flow_run_id)
+        return FlowRunHandle(self, record)
+
+    @property
+    def active_runs(self) -> int:
+        """Runs submitted here that have not reached a final state yet."""
+        return len(self._runs)
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
+
+
+def _run_name(
+    flow: Flow[..., Any], parameters: dict[str, Any], run_id: uuid.UUID
+) -> tuple[str, BaseException | None]:
+    """The run's name from `flow_run_name`; an error in it fails the run in `begin_run`."""
+    default = f"{flow.name}-{run_id.hex[:8]}"
+    template = flow.flow_run_name
+    if template is None:
+        return default, None
+    try:
+        name = template.format(**parameters) if isinstance(template, str) else template()
+        if not isinstance(name, str):
+            raise TypeError(
+                f"Callable {template!r} returned type {type(name).__name__} "
+                "but a string is required."
+            )
+    except Exception as exc:
+        return default, exc
+    return name, None
+
+
+def _crash_reason(exc: BaseException) -> str:
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return "Execution was cancelled by the runtime environment."
+    if isinstance(exc, BaseExceptionGroup) and not exc.split(anyio.get_cancelled_exc_class())[1]:
+        return "Execution was cancelled by the runtime environment."
+    return f"The runtime exited with an error: {type(exc).__name__}: {exc}"

@@ -1,0 +1,101 @@
+"""`memory://`: an in-process store for tests, benchmarks and ephemeral embedding."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable
+
+import msgspec
+
+from ..errors import FlowRunNotFound
+from ..models import FlowRun
+from ..policy import Decision, decide
+from ..states import State, StateType
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Runs and histories in dicts. Writes are atomic under one lock and durable at once.
+
+    Nothing here awaits, so a write can never be cut short by cancellation. The lock only
+    matters when several event loops in different threads share one store.
+    """
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._runs: dict[uuid.UUID, FlowRun] = {}
+        self._history: dict[uuid.UUID, list[State]] = {}
+        self._lock = threading.Lock()  # guards both dicts against writers on other threads
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def create_flow_run(self, run: FlowRun) -> FlowRun:
+        if run.state is None:
+            raise ValueError("a new flow run needs its first state")
+        # The first state goes through the policy too, for its bookkeeping (start time, ...).
+        decision = decide(msgspec.structs.replace(run, state=None), run.state)
+        assert decision.run is not None
+        stored = decision.run
+        with self._lock:
+            if run.id in self._runs:
+                raise ValueError(f"flow run {run.id} already exists")
+            self._runs[run.id] = stored
+            self._history[run.id] = [decision.state]
+        return stored
+
+    async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise FlowRunNotFound(run_id)
+            decision = decide(run, state, force=force)
+            if decision.run is not None:
+                self._runs[run_id] = decision.run
+                self._history[run_id].append(decision.state)
+        return decision
+
+    async def read_flow_run(self, run_id: uuid.UUID) -> FlowRun:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise FlowRunNotFound(run_id) from None
+
+    async def read_states(self, run_id: uuid.UUID) -> list[State]:
+        with self._lock:
+            try:
+                return list(self._history[run_id])
+            except KeyError:
+                raise FlowRunNotFound(run_id) from None
+
+    async def list_flow_runs(
+        self,
+        *,
+        state: StateType | Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        limit: int | None = None,
+    ) -> list[FlowRun]:
+        wanted = _state_filter(state)
+        with self._lock:
+            runs = list(self._runs.values())
+        found = [
+            r
+            for r in runs
+            if (flow_name is None or r.flow_name == flow_name)
+            and (wanted is None or (r.state is not None and r.state.type in wanted))
+        ]
+        return found if limit is None else found[:limit]
+
+
+def _state_filter(state: StateType | Iterable[StateType] | None) -> frozenset[StateType] | None:
+    if state is None:
+        return None
+    if isinstance(state, StateType):
+        return frozenset({state})
+    return frozenset(state)

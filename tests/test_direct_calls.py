@@ -1,0 +1,125 @@
+"""Calling flows directly, inside and outside a Runtime, and cancelling the caller."""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio
+import pytest
+
+from runtime import Runtime, State, StateType, flow, get_run_context
+
+pytestmark = pytest.mark.anyio
+
+
+@flow
+async def double(x: int) -> int:
+    return 2 * x
+
+
+@flow
+async def explode() -> None:
+    raise ValueError("exploded")
+
+
+@flow
+def sync_double(x: int) -> int:
+    return 2 * x
+
+
+@flow
+def sync_explode() -> None:
+    raise ValueError("sync exploded")
+
+
+def test_sync_flow_called_from_sync_code() -> None:
+    assert sync_double(21) == 42
+    with pytest.raises(ValueError, match="sync exploded"):
+        sync_explode()
+    state = sync_explode(return_state=True)  # type: ignore[call-arg]
+    assert isinstance(state, State) and state.is_failed()
+
+
+async def test_async_flow_awaited_outside_a_runtime() -> None:
+    assert await double(4) == 8
+    with pytest.raises(ValueError, match="exploded"):
+        await explode()
+    state = await explode(return_state=True)  # type: ignore[call-arg]
+    assert isinstance(state, State) and state.type is StateType.FAILED
+
+
+async def test_async_flow_awaited_inside_a_runtime_runs_there() -> None:
+    async with Runtime() as rt:
+        assert await double(5) == 10
+        runs = await rt.list_flow_runs(flow_name="double")
+        assert len(runs) == 1 and runs[0].state is not None and runs[0].state.is_completed()
+
+
+async def test_subflow_is_linked_to_its_parent() -> None:
+    @flow
+    async def parent() -> object:
+        await double(1)
+        return get_run_context().flow_run.id
+
+    async with Runtime() as rt:
+        parent_id = await (await rt.submit(parent)).result()
+        (child,) = await rt.list_flow_runs(flow_name="double")
+        assert child.parent_flow_run_id == parent_id
+
+
+async def test_sync_subflow_called_from_a_sync_flow() -> None:
+    @flow
+    def outer(x: int) -> int:
+        return sync_double(x) + 1
+
+    async with Runtime() as rt:
+        assert await (await rt.submit(outer, 3)).result() == 7
+        (child,) = await rt.list_flow_runs(flow_name="sync-double")
+        assert child.parent_flow_run_id is not None
+
+
+async def test_sync_flow_called_on_the_event_loop_is_refused_clearly() -> None:
+    with pytest.raises(RuntimeError, match="block the loop"):
+        sync_double(1)
+
+
+async def test_cancelling_the_awaiting_task_still_persists_a_final_state() -> None:
+    started = anyio.Event()
+
+    @flow
+    async def waits_forever() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with Runtime() as rt:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waits_forever)
+            await started.wait()
+            tg.cancel_scope.cancel()
+        (run,) = await rt.list_flow_runs(flow_name="waits-forever")
+        assert run.state is not None and run.state.is_crashed()
+        assert run.state.message == "Execution was cancelled by the runtime environment."
+        names = [s.name for s in await rt.read_states(run.id)]
+        assert names == ["Pending", "Running", "Crashed"]
+
+
+async def test_cancelling_the_caller_outside_a_runtime_still_persists_a_final_state() -> None:
+    started = anyio.Event()
+
+    name = f"outside-cancel-{uuid.uuid4()}"  # the default store outlives this test
+
+    @flow(name=name)
+    async def waits_forever() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    with anyio.move_on_after(5) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waits_forever)
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert not scope.cancelled_caught
+    from runtime._defaults import default_store
+
+    runs = await default_store().list_flow_runs(flow_name=name)
+    assert len(runs) == 1 and runs[0].state is not None and runs[0].state.is_crashed()
