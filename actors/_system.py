@@ -1,0 +1,193 @@
+"""The actor system: the task group every actor runs in, and their shared fate."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._actor import Actor
+from ._cell import ActorCell
+from ._dead_letter import DeadLetter
+from ._errors import ActorFailed
+from ._ref import ActorRef
+from ._supervision import Supervision
+
+__all__ = ["ActorSystem"]
+
+logger = logging.getLogger("actors")
+
+MsgT = TypeVar("MsgT")
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+class ActorSystem:
+    """Owns every actor: each runs as one task of the system's task group.
+
+    Leaving ``async with`` normally stops every actor and waits for them; leaving it with an
+    error or a cancellation cancels them (their ``on_stop`` still runs). An escalated failure
+    cancels everything and is raised as ``ActorFailed``.
+    """
+
+    def __init__(
+        self,
+        name: str = "actors",
+        *,
+        stop_timeout: float = 5.0,
+        on_dead_letter: Callable[[DeadLetter], object] | None = None,
+    ) -> None:
+        self.name = name
+        self.stop_timeout = stop_timeout
+        self.on_dead_letter = on_dead_letter
+        self._state = _State.NEW
+        self._task_group: TaskGroup | None = None
+        self._cells: dict[ActorCell, None] = {}  # live actors, in spawn order
+        self._ids = itertools.count(1)
+        self._dead_letters = 0
+        self._failure: BaseException | None = None  # raised when the block is left
+        self._cancelled_exc: type[BaseException] = BaseException  # set by __aenter__
+
+    @property
+    def dead_letter_count(self) -> int:
+        """How many messages were never handled."""
+        return self._dead_letters
+
+    @property
+    def actors(self) -> tuple[ActorRef[Any], ...]:
+        """References to the live actors."""
+        return tuple(cell.ref for cell in self._cells)
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem {self.name!r} {self._state.value}, {len(self)} actors>"
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"actor system {self.name!r} cannot be entered twice")
+        self._cancelled_exc = anyio.get_cancelled_exc_class()
+        # The root task group: one task per actor. Its cancel scope also covers the body of
+        # the `async with` block, so an escalation cancels that too.
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        self._state = _State.RUNNING
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        task_group = self._task_group
+        assert task_group is not None
+        self._state = _State.STOPPING
+        passed: BaseException | None = None
+        if exc is None:
+            for cell in list(self._cells):
+                cell.request_stop()
+        else:
+            # Leaving on an error or a cancellation: cancel the actors (on_stop still runs).
+            task_group.cancel_scope.cancel()
+            # A cancellation goes to the group, which absorbs the one it caused; any other
+            # error is kept out of it so that it propagates as is, not in an ExceptionGroup.
+            if isinstance(exc, self._cancelled_exc):
+                passed = exc
+        try:
+            if passed is None:
+                suppressed = await task_group.__aexit__(None, None, None)
+            else:
+                suppressed = await task_group.__aexit__(type(passed), passed, tb)
+        except BaseException:
+            self._close()
+            if self._failure is not None:
+                raise self._failure  # noqa: B904 - the actor's failure matters more
+            raise
+        self._close()
+        if self._failure is not None:
+            raise self._failure
+        return passed is not None and bool(suppressed)
+
+    def _close(self) -> None:
+        self._state = _State.CLOSED
+        self._task_group = None
+
+    def spawn(
+        self,
+        factory: Callable[[], Actor[MsgT]],
+        *,
+        name: str | None = None,
+        mailbox_size: int = 1000,
+        supervision: Supervision | None = None,
+    ) -> ActorRef[MsgT]:
+        """Start an actor made by ``factory`` (called again on each restart).
+
+        Synchronous: the mailbox exists on return, so the actor can be told at once.
+        """
+        task_group = self._task_group
+        if self._state is not _State.RUNNING or task_group is None:
+            raise RuntimeError(
+                f"cannot spawn on actor system {self.name!r}: it is {self._state.value}"
+            )
+        actor = factory()
+        if name is None:
+            name = f"{type(actor).__name__}-{next(self._ids)}"
+        cell = ActorCell(
+            self,
+            factory,
+            actor,
+            name=name,
+            mailbox_size=mailbox_size,
+            supervision=actor.supervision if supervision is None else supervision,
+        )
+        self._cells[cell] = None
+        task_group.start_soon(cell.run, name=f"actor {name}")
+        return cell.ref
+
+    # -- internal, called by ActorCell ----------------------------------------------------
+
+    def _unregister(self, cell: ActorCell) -> None:
+        self._cells.pop(cell, None)
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        self._dead_letters += 1
+        logger.debug("dead letter: %r", letter)
+        if self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(letter)
+            except Exception:
+                logger.exception("the dead letter callback of %r failed", self.name)
+
+    def _escalate(self, actor_name: str, error: Exception) -> None:
+        """An actor's failure takes the whole system down."""
+        failed = ActorFailed(f"actor {actor_name!r} failed: {error!r}", actor_name=actor_name)
+        failed.__cause__ = error
+        self._shut_down(failed)
+
+    def _crash(self, error: BaseException) -> None:
+        """A non-cancellation BaseException (e.g. KeyboardInterrupt) leaves an actor."""
+        self._shut_down(error)
+
+    def _shut_down(self, error: BaseException) -> None:
+        # The first failure wins, except that a KeyboardInterrupt-like one beats an ActorFailed.
+        current = self._failure
+        if current is None or (isinstance(current, Exception) and not isinstance(error, Exception)):
+            self._failure = error
+        self._state = _State.STOPPING
+        if self._task_group is not None:
+            # Cancels every actor and the body of the `async with` block.
+            self._task_group.cancel_scope.cancel()
