@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import inspect
 import typing
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import cattrs
 
 from .errors import ParameterTypeError
@@ -16,11 +18,37 @@ __all__ = ["bind_parameters", "call_args", "validate_parameters"]
 _converter = cattrs.Converter()
 
 
+@attrs.frozen
+class _Shape:
+    """What we need to know of a function's signature, computed once per function."""
+
+    signature: inspect.Signature
+    hints: dict[str, Any] | None  # None when the hints cannot be resolved
+    keywords_only: bool  # fn(**parameters) is a correct call
+
+
+_shapes: weakref.WeakKeyDictionary[Callable[..., Any], _Shape] = weakref.WeakKeyDictionary()
+
+
+def _shape(fn: Callable[..., Any]) -> _Shape:
+    shape = _shapes.get(fn)
+    if shape is None:
+        sig = inspect.signature(fn)
+        try:
+            hints: dict[str, Any] | None = typing.get_type_hints(fn)
+        except Exception:  # unresolvable forward references: nothing to validate against
+            hints = None
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        keywords_only = all(p.kind in plain for p in sig.parameters.values())
+        shape = _shapes[fn] = _Shape(sig, hints, keywords_only)
+    return shape
+
+
 def bind_parameters(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """Bind a call to `fn`'s signature, defaults applied; `ParameterTypeError` if it cannot bind."""
-    sig = inspect.signature(fn)
+    sig = _shape(fn).signature
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError as exc:
@@ -33,7 +61,10 @@ def call_args(
     fn: Callable[..., Any], parameters: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The (args, kwargs) that call `fn` with `parameters` (handles *args and **kwargs)."""
-    bound = inspect.BoundArguments(inspect.signature(fn), dict(parameters))
+    shape = _shape(fn)
+    if shape.keywords_only:
+        return (), parameters
+    bound = inspect.BoundArguments(shape.signature, dict(parameters))
     return bound.args, bound.kwargs
 
 
@@ -43,11 +74,10 @@ def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> d
     Raises `ParameterTypeError` naming every invalid parameter. Parameters without a hint,
     hinted `Any`, or whose hint cattrs cannot structure are passed through unchanged.
     """
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward references: nothing to validate against
+    shape = _shape(fn)
+    hints, sig = shape.hints, shape.signature
+    if not hints:
         return dict(parameters)
-    sig = inspect.signature(fn)
     validated: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in parameters.items():
