@@ -44,8 +44,15 @@ if TYPE_CHECKING:
     from .flows import Flow
     from .models import FlowRun
     from .runtime import Runtime, _RunRecord
+    from .stores import Store
 
-__all__ = ["FlowRunActor", "PersistTimeout"]
+__all__ = [
+    "AsyncFlowRunEngine",
+    "BaseFlowRunEngine",
+    "FlowRunEngine",
+    "PersistTimeout",
+    "engine_for",
+]
 
 logger = logging.getLogger("flowactor.engine")
 
@@ -62,8 +69,12 @@ class PersistTimeout(RuntimeError):
     """The store did not confirm a state write within the runtime's `persist_timeout`."""
 
 
-class FlowRunActor(Actor[Command]):
-    """The actor behind one flow run. It ends (stops itself) once the run is final."""
+class BaseFlowRunEngine(Actor[Command]):
+    """The actor behind one flow run. It ends (stops itself) once the run is final.
+
+    `AsyncFlowRunEngine` runs async flows in a child task of the actor, `FlowRunEngine` runs
+    sync flows in a worker thread; everything else (the handlers) is shared.
+    """
 
     def __init__(self, runtime: Runtime, record: _RunRecord) -> None:
         self.runtime = runtime
@@ -247,13 +258,7 @@ class FlowRunActor(Actor[Command]):
         try:
             with deadline:
                 args, kwargs = call_args(flow.fn, self.parameters)
-                if flow.isasync:
-                    value = await flow.fn(*args, **kwargs)
-                else:
-                    call = functools.partial(flow.fn, *args, **kwargs)
-                    value = await self.runtime._threads.run(
-                        call, name=f"flow-run {self.flow_run.name}"
-                    )
+                value = await self._invoke(args, kwargs, deadline)
             outcome = Timeout(attempt) if deadline.cancelled_caught else Succeed(attempt, value)
         except Exception as exc:
             # User code may turn the deadline's cancellation into an error of its own.
@@ -271,6 +276,43 @@ class FlowRunActor(Actor[Command]):
         # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
         with contextlib.suppress(ActorStopped):
             await self.ref.tell(outcome)
+
+    # -- the seed engine's surface -------------------------------------------------------
+    @property
+    def client(self) -> Store:
+        """The store this engine writes the run's states to."""
+        return self.runtime.store
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often the runtime's one shared timer renews the lease of all its running runs."""
+        return self.runtime.heartbeat_seconds
+
+    def is_pending(self) -> bool:
+        return self.state.is_pending()
+
+    def is_running(self) -> bool:
+        return self.state.is_running()
+
+    def cancel_all_tasks(self) -> None:
+        """Cancel the run's work in progress (attempt, retry wait); abandon a sync thread."""
+        self._stop_work(CancelledRun("the flow run's tasks were cancelled"))
+
+    def result(self, *, raise_on_failure: bool = True) -> Any:
+        """The final run's return value, or raise its error (`UnfinishedRun` before the end)."""
+        from .runtime import _result_of
+
+        return _result_of(self.record, raise_on_failure=raise_on_failure)
+
+    def start(self) -> None:
+        """Begin the run: the first command in its mailbox (the runtime calls this on spawn)."""
+        self.ref.tell_nowait(Begin())
+
+    async def _invoke(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
+    ) -> Any:
+        """Call the user function for one attempt (under `deadline`) and return its value."""
+        raise NotImplementedError
 
     # -- internals ------------------------------------------------------------------------
     def _context(self) -> RunContext:
@@ -386,3 +428,31 @@ class FlowRunActor(Actor[Command]):
         self.runtime._forget(record)
         record.done.set()
         self.ref.stop()
+
+
+class AsyncFlowRunEngine(BaseFlowRunEngine):
+    """Runs an async flow: each attempt awaits the function in a child task of the actor."""
+
+    async def _invoke(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
+    ) -> Any:
+        return await self.flow.fn(*args, **kwargs)
+
+
+class FlowRunEngine(BaseFlowRunEngine):
+    """Runs a sync flow: each attempt calls the function in a worker thread.
+
+    At the deadline (or on cancel) the thread is abandoned: the run is recorded at once, the
+    thread runs on until the function returns, and it can stop early via `check_cancelled()`.
+    """
+
+    async def _invoke(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
+    ) -> Any:
+        call = functools.partial(self.flow.fn, *args, **kwargs)
+        return await self.runtime._threads.run(call, name=f"flow-run {self.flow_run.name}")
+
+
+def engine_for(flow: Flow[..., Any]) -> type[BaseFlowRunEngine]:
+    """The engine class that runs `flow`."""
+    return AsyncFlowRunEngine if flow.isasync else FlowRunEngine

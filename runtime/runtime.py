@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
@@ -15,9 +14,9 @@ import attrs
 
 from actors import ActorStopped, ActorSystem
 
-from .commands import Begin, Cancel, Crash
+from .commands import Cancel, Crash
 from .context import current_run_context
-from .engine import FlowRunActor
+from .engine import engine_for
 from .errors import (
     CancelledRun,
     CrashedRun,
@@ -151,6 +150,7 @@ class Runtime:
     persist_timeout: float = 10.0
     hook_timeout: float = 30.0
     cancel_grace: float = 5.0
+    heartbeat_seconds: float = 10.0
     mailbox_size: int = 16
 
     _open: bool = attrs.field(default=False, init=False)
@@ -280,12 +280,11 @@ class Runtime:
         record = _RunRecord(flow, run, parameters, name_error)
         assert self._system is not None
         self._runs[run_id] = record
+        engine = engine_for(flow)(self, record)
         record.ref = self._system.spawn(
-            functools.partial(FlowRunActor, self, record),
-            name=f"flow-run-{run_id}",
-            mailbox_size=self.mailbox_size,
+            lambda: engine, name=f"flow-run-{run_id}", mailbox_size=self.mailbox_size
         )
-        record.ref.tell_nowait(Begin())
+        engine.start()
         return FlowRunHandle(self, record)
 
     async def cancel(
