@@ -49,11 +49,12 @@ class ThreadRunner:
         """Threads started here that have not returned yet (abandoned ones included)."""
         return self._live
 
-    async def run(self, fn: Callable[[], Any], *, name: str) -> Any:
+    async def run(self, fn: Callable[[], Any], *, name: str, grace: float = 0.0) -> Any:
         """Run `fn()` in a new thread and return its result (or raise its exception).
 
-        If the waiting task is cancelled the thread is abandoned: it runs on, its slot is
-        released only when it returns, and its outcome is dropped.
+        If the waiting task is cancelled, the thread gets `grace` seconds to return, then it
+        is abandoned: it runs on, its slot is released only when it returns, and its outcome
+        is dropped.
         """
         await self._slots.acquire()
         call = _Call()
@@ -82,7 +83,15 @@ class ThreadRunner:
             self._live -= 1
             self._slots.release()
             raise
-        await call.done.wait()
+        try:
+            await call.done.wait()
+        except BaseException:
+            if grace > 0:
+                # Shielded (we are being cancelled) and bounded by `grace`: a thread that is
+                # about to return is waited for, one that is stuck is abandoned.
+                with anyio.move_on_after(grace, shield=True):
+                    await call.done.wait()
+            raise
         if call.error is not None:
             raise call.error
         return call.value

@@ -6,11 +6,28 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Begin", "Cancel", "Command", "Crash", "Fail", "Retry", "Succeed", "Timeout"]
+__all__ = [
+    "Begin",
+    "Cancel",
+    "Command",
+    "Crash",
+    "Fail",
+    "Resolved",
+    "Retry",
+    "Succeed",
+    "Timeout",
+]
 
 
 class Begin(msgspec.Struct):
     """Start the run: validate, name, propose Running, start the first attempt."""
+
+
+class Resolved(msgspec.Struct):
+    """Upstream runs have ended: `parameters` with their results, or the `error` that failed."""
+
+    parameters: Any
+    error: Any = None
 
 
 class Retry(msgspec.Struct):
@@ -50,4 +67,4 @@ class Cancel(msgspec.Struct):
     message: str = "Flow run was cancelled."
 
 
-Command = Begin | Retry | Succeed | Fail | Timeout | Crash | Cancel
+Command = Begin | Resolved | Retry | Succeed | Fail | Timeout | Crash | Cancel

@@ -51,6 +51,7 @@ class RunContext:
     token: EventLoopToken | None = None  # the runtime's event loop, for calls from worker threads
     loop_thread: int = attrs.field(factory=threading.get_ident)  # the thread running that loop
     interrupt: _Interrupt = attrs.field(factory=_Interrupt)
+    engine: Any = None  # the run's actor (BaseFlowRunEngine), for pause and subflow reuse
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

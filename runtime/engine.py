@@ -13,6 +13,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,9 @@ import anyio.to_thread
 from actors import Actor, ActorStopped
 
 from ._classify import Outcome, classify, crash_message
-from .commands import Begin, Cancel, Command, Crash, Fail, Retry, Succeed, Timeout
+from ._generators import iterate_async, iterate_sync
+from ._upstreams import UpstreamFailed, has_upstreams, resolve_upstreams
+from .commands import Begin, Cancel, Command, Crash, Fail, Resolved, Retry, Succeed, Timeout
 from .context import RunContext, _current, _Interrupt, install_print_hook, interrupt_error
 from .errors import CancelledRun, CrashedRun, FlowRunTimeoutError, ParameterTypeError
 from .parameters import call_args
@@ -34,6 +37,7 @@ from .states import (
     Completed,
     Crashed,
     Failed,
+    Pending,
     Running,
     State,
     StateType,
@@ -91,6 +95,7 @@ class BaseFlowRunEngine(Actor[Command]):
         # for a concurrency slot). Cancelling the run cancels them all.
         self._work: set[anyio.CancelScope] = set()
         self._holds_slot = False
+        self._resolved = False
 
     # -- the mailbox --------------------------------------------------------------------------
     async def receive(self, message: Command) -> State:
@@ -100,6 +105,8 @@ class BaseFlowRunEngine(Actor[Command]):
         match message:
             case Begin():
                 await self.begin_run()
+            case Resolved(parameters=parameters, error=error):
+                await self._upstreams_resolved(parameters, error)
             case Retry():
                 await self._propose_running()
             case Succeed(attempt=n, value=value) if n == self._attempt:
@@ -126,6 +133,10 @@ class BaseFlowRunEngine(Actor[Command]):
     # -- handlers -------------------------------------------------------------------------
     async def begin_run(self) -> None:
         """Validate parameters and the run name, then propose Running and start the attempt."""
+        if not self._resolved and (self.record.wait_for or has_upstreams(self.parameters)):
+            # Wait for upstream runs in a child task, so a cancel still gets through.
+            self._spawn(self._resolve_upstreams)
+            return
         if self.record.name_error is not None:
             error = self.record.name_error
             message = f"Could not name the flow run: {type(error).__name__}: {error}"
@@ -197,6 +208,9 @@ class BaseFlowRunEngine(Actor[Command]):
             if decision.state.is_final():
                 self._finish()
             return  # the run ended first: the first final state wins
+        if decision.run is None:
+            # Cancelling was recorded by whoever asked (another process): the hooks are ours.
+            await self.call_hooks(decision.state)
         self._stop_work(CancelledRun(message))
         done = self._attempt_done
         if done is not None:
@@ -304,6 +318,36 @@ class BaseFlowRunEngine(Actor[Command]):
 
         return _result_of(self.record, raise_on_failure=raise_on_failure)
 
+    @classmethod
+    async def create_flow_run(
+        cls, runtime: Runtime, flow: Flow[..., Any], parameters: dict[str, Any]
+    ) -> tuple[FlowRun, BaseException | None]:
+        """Record a new Pending run of `flow`; also returns the error its name template raised.
+
+        A run inside another run's context is that run's child (its parent id is recorded).
+        """
+        from .context import current_run_context
+        from .models import FlowRun
+        from .runtime import _run_name
+
+        run_id = uuid.uuid4()
+        name, name_error = _run_name(flow, parameters, run_id)
+        parent = current_run_context()
+        run = FlowRun(
+            id=run_id,
+            name=name,
+            flow_name=flow.name,
+            flow_version=flow.version,
+            parameters=parameters,
+            state=Pending(),
+            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+            tags=flow.tags,
+            retries=flow.retries,
+            retry_delay_seconds=flow.retry_delay_seconds,
+            entrypoint=flow.entrypoint,
+        )
+        return await runtime.store.create_flow_run(run), name_error
+
     def start(self) -> None:
         """Begin the run: the first command in its mailbox (the runtime calls this on spawn)."""
         self.ref.tell_nowait(Begin())
@@ -324,6 +368,7 @@ class BaseFlowRunEngine(Actor[Command]):
             runtime=self.runtime,
             log_prints=log_prints,
             token=anyio.lowlevel.current_token(),
+            engine=self,
         )
 
     async def _call_hook(self, hook: Callable[..., Any], state: State) -> None:
@@ -378,6 +423,23 @@ class BaseFlowRunEngine(Actor[Command]):
         if decision.state.is_final():
             self._finish()
 
+    async def _resolve_upstreams(self) -> None:
+        try:
+            parameters = await resolve_upstreams(self.parameters, self.record.wait_for)
+        except UpstreamFailed as exc:
+            await self.ref.tell(Resolved(None, exc))
+        else:
+            await self.ref.tell(Resolved(parameters))
+
+    async def _upstreams_resolved(self, parameters: Any, error: BaseException | None) -> None:
+        if error is not None:
+            # Terminal, never a run stuck Pending for ever waiting on an upstream that failed.
+            await self._fail_before_running(error, str(error))
+            return
+        self.parameters = parameters
+        self._resolved = True
+        await self.begin_run()
+
     async def _retry_after(self, delay: float) -> None:
         await anyio.sleep(delay)
         await self.ref.tell(Retry())
@@ -426,6 +488,8 @@ class BaseFlowRunEngine(Actor[Command]):
         self._stop_work(CancelledRun("the flow run has finished"))
         self._release_slot()
         self.runtime._forget(record)
+        if record.items is not None:
+            record.items.close()  # a generator run's consumer sees the end of its values
         record.done.set()
         self.ref.stop()
 
@@ -436,6 +500,9 @@ class AsyncFlowRunEngine(BaseFlowRunEngine):
     async def _invoke(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
     ) -> Any:
+        if self.record.items is not None:
+            await iterate_async(self.flow.fn(*args, **kwargs), self.record.items, deadline)
+            return None
         return await self.flow.fn(*args, **kwargs)
 
 
@@ -450,7 +517,21 @@ class FlowRunEngine(BaseFlowRunEngine):
         self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
     ) -> Any:
         call = functools.partial(self.flow.fn, *args, **kwargs)
-        return await self.runtime._threads.run(call, name=f"flow-run {self.flow_run.name}")
+        items = self.record.items
+        name = f"flow-run {self.flow_run.name}"
+        if items is None:
+            return await self.runtime._threads.run(call, name=name)
+        # A generator's thread talks to the event loop at every value: give it a moment to
+        # stop (it stops at its next value) rather than leave it calling into a closed loop.
+        token = anyio.lowlevel.current_token()
+        call = functools.partial(_iterate_call, call, items, deadline, token)
+        return await self.runtime._threads.run(call, name=name, grace=self.runtime.cancel_grace)
+
+
+def _iterate_call(
+    make: Callable[[], Any], items: Any, deadline: anyio.CancelScope, token: Any
+) -> Any:
+    return iterate_sync(make(), items, deadline, token)
 
 
 def engine_for(flow: Flow[..., Any]) -> type[BaseFlowRunEngine]:

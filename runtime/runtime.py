@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 from typing import Any
 
 import anyio
 import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors import ActorStopped, ActorSystem
 
@@ -28,7 +29,7 @@ from .errors import (
 from .flows import Flow
 from .models import FlowRun
 from .parameters import bind_parameters
-from .states import Cancelled, Cancelling, Pending, State, StateType
+from .states import Cancelled, Cancelling, State, StateType
 from .stores import MemoryStore, Store, open_store
 
 __all__ = ["FlowRunHandle", "Runtime", "current_runtime"]
@@ -66,6 +67,22 @@ class _RunRecord:
     error: BaseException | None = None
     cancel_requested: bool = False
     ref: Any = None
+    wait_for: tuple[FlowRunHandle, ...] = ()  # upstream runs that must complete first
+    # Generator runs: values go out through `items`; one consumer takes `item_receiver`.
+    items: MemoryObjectSendStream[Any] | None = None
+    item_receiver: MemoryObjectReceiveStream[Any] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.flow.isgenerator:
+            self.items, self.item_receiver = anyio.create_memory_object_stream[Any](0)
+
+    def take_item_receiver(self) -> MemoryObjectReceiveStream[Any]:
+        receiver = self.item_receiver
+        if receiver is None:
+            kind = "generator" if self.flow.isgenerator else "non-generator"
+            raise RuntimeError(f"the values of this {kind} run are not available to stream")
+        self.item_receiver = None
+        return receiver
 
 
 @attrs.define(eq=False)
@@ -92,9 +109,39 @@ class FlowRunHandle:
         return self._record.state
 
     async def result(self, *, raise_on_failure: bool = True) -> Any:
-        """The run's return value; raises its exception if it failed, crashed or was cancelled."""
+        """The run's return value; raises its exception if it failed, crashed or was cancelled.
+
+        For a generator run nobody is streaming, this consumes it and returns its values as a list.
+        """
+        record = self._record
+        if record.item_receiver is not None:
+            values = [value async for value in self.stream()]
+            return values
         await self.wait()
-        return _result_of(self._record, raise_on_failure=raise_on_failure)
+        return _result_of(record, raise_on_failure=raise_on_failure)
+
+    async def stream(self) -> AsyncGenerator[Any, None]:
+        """Iterate a generator run's values as they are yielded (one consumer per run).
+
+        Ends when the generator is exhausted (the run is Completed) and raises the run's error if
+        it failed. Stopping early (break, aclose) cancels the run: it ends Cancelled, because the
+        generator did not finish its work, and nothing else will ever consume the rest.
+        """
+        record = self._record
+        receiver = record.take_item_receiver()
+        try:
+            async for value in receiver:
+                yield value
+            state = await self.wait()
+            if not state.is_completed():
+                _result_of(record)  # raises the run's error
+        finally:
+            # Only synchronous cleanup here: this may run from the garbage collector.
+            receiver.close()
+            if not record.finished:
+                self._runtime._tell_cancel(
+                    record, "The consumer stopped iterating before the generator was exhausted."
+                )
 
     async def cancel(self) -> bool:
         """Cancel the run; True if it ended Cancelled, False if it had already ended otherwise."""
@@ -161,6 +208,8 @@ class Runtime:
     _token: contextvars.Token[Runtime | None] | None = attrs.field(default=None, init=False)
     _run_slots: anyio.Semaphore | None = attrs.field(default=None, init=False)
     _threads: Any = attrs.field(default=None, init=False)
+    # Runs whose lease the runtime's one shared heartbeat keeps alive (send_heartbeats_*).
+    _heartbeating: set[uuid.UUID] = attrs.field(factory=set, init=False)
     _crash_reason: str = attrs.field(
         default="Execution was cancelled by the runtime environment.", init=False
     )
@@ -254,35 +303,37 @@ class Runtime:
 
     # -- runs ----------------------------------------------------------------------------
     async def submit(self, flow: Flow[..., Any], /, *args: Any, **kwargs: Any) -> FlowRunHandle:
-        """Create a flow run (Pending) and start its actor; returns once the run is recorded."""
-        if not self._accepting:
-            raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
+        """Create a flow run (Pending) and start its actor; returns once the run is recorded.
+
+        Arguments that cannot bind to the flow's signature raise `ParameterTypeError` here,
+        before any run exists. Arguments that are other runs' handles are resolved to their
+        results before the run starts (a failed upstream fails this run).
+        """
         if not isinstance(flow, Flow):
             raise TypeError(f"submit() takes a Flow, got {type(flow).__name__}")
-        parameters = bind_parameters(flow.fn, args, kwargs)
-        run_id = uuid.uuid4()
-        name, name_error = _run_name(flow, parameters, run_id)
-        parent = current_run_context()
-        run = FlowRun(
-            id=run_id,
-            name=name,
-            flow_name=flow.name,
-            flow_version=flow.version,
-            parameters=parameters,
-            state=Pending(),
-            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
-            tags=flow.tags,
-            retries=flow.retries,
-            retry_delay_seconds=flow.retry_delay_seconds,
-            entrypoint=flow.entrypoint,
-        )
-        run = await self.store.create_flow_run(run)
-        record = _RunRecord(flow, run, parameters, name_error)
+        return await self._submit(flow, bind_parameters(flow.fn, args, kwargs))
+
+    async def _submit(
+        self,
+        flow: Flow[..., Any],
+        parameters: dict[str, Any],
+        *,
+        wait_for: Iterable[FlowRunHandle] = (),
+        flow_run: FlowRun | None = None,
+    ) -> FlowRunHandle:
+        """Start a run of `flow`: a new one, or `flow_run` when it already exists in the store."""
+        if not self._accepting:
+            raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
+        engine_class = engine_for(flow)
+        name_error = None
+        if flow_run is None:
+            flow_run, name_error = await engine_class.create_flow_run(self, flow, parameters)
+        record = _RunRecord(flow, flow_run, parameters, name_error, wait_for=tuple(wait_for))
         assert self._system is not None
-        self._runs[run_id] = record
-        engine = engine_for(flow)(self, record)
+        self._runs[flow_run.id] = record
+        engine = engine_class(self, record)
         record.ref = self._system.spawn(
-            lambda: engine, name=f"flow-run-{run_id}", mailbox_size=self.mailbox_size
+            lambda: engine, name=f"flow-run-{flow_run.id}", mailbox_size=self.mailbox_size
         )
         engine.start()
         return FlowRunHandle(self, record)

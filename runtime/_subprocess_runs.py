@@ -1,0 +1,136 @@
+"""`run_flow_in_subprocess`: one flow run in a child process, against the same durable store.
+
+Who writes what (no duplicated history): the child drives the run and writes every state of
+it, including Cancelled and Crashed; whoever cancels writes only Cancelling, then sends
+SIGTERM. The child, on SIGTERM, reads the run: Cancelling means a requested cancel (it runs
+the on_cancellation hooks and ends the run Cancelled), anything else is a crash
+("Execution was aborted by a termination signal.").
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import uuid
+from collections.abc import Iterable, Mapping
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .states import Cancelling, Pending
+
+if TYPE_CHECKING:
+    from .flows import Flow
+    from .models import FlowRun
+    from .runtime import FlowRunHandle
+    from .stores import Store
+
+__all__ = ["cancel_flow_run_process", "run_flow_in_subprocess"]
+
+TERMINATED = "Execution was aborted by a termination signal."
+
+
+def run_flow_in_subprocess(
+    flow: Flow[..., Any],
+    flow_run: FlowRun | None = None,
+    parameters: dict[str, Any] | None = None,
+    wait_for: Iterable[FlowRunHandle] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    store: str | None = None,
+    backend: str = "asyncio",
+) -> BaseProcess:
+    """Start a process (spawn) that runs `flow` against the durable store `store`.
+
+    The store defaults to `FLOWACTOR_STORE` (it must be one another process can open: SQLite
+    or PostgreSQL, not memory). The run's id is `process.flow_run_id` (an attribute set on the
+    returned, already started process). `wait_for` is not supported across processes.
+    """
+    if wait_for:
+        raise ValueError("wait_for cannot be passed to a subprocess run: wait before starting it")
+    url = store or os.environ.get("FLOWACTOR_STORE")
+    if not url or url.startswith("memory:"):
+        raise ValueError(
+            "a subprocess run needs a durable store both processes can open: pass "
+            "store='sqlite:///path/runs.db' (or set FLOWACTOR_STORE)"
+        )
+    from .models import FlowRun as _FlowRun
+    from .parameters import bind_parameters
+
+    if flow_run is None:
+        params = bind_parameters(flow.fn, (), dict(parameters or {}))
+        flow_run = _FlowRun(
+            id=uuid.uuid4(),
+            name=f"{flow.name}-{uuid.uuid4().hex[:8]}",
+            flow_name=flow.name,
+            flow_version=flow.version,
+            parameters=params,
+            state=Pending(),
+            tags=flow.tags,
+            retries=flow.retries,
+            retry_delay_seconds=flow.retry_delay_seconds,
+            entrypoint=flow.entrypoint,
+        )
+    elif parameters is not None:
+        flow_run = _replace_parameters(flow_run, parameters)
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=_child_main,
+        args=(url, flow.entrypoint, flow_run, dict(env or {}), backend),
+        name=f"flowactor-run-{flow_run.id}",
+    )
+    process.flow_run_id = flow_run.id  # type: ignore[attr-defined]
+    process.start()
+    return process
+
+
+async def cancel_flow_run_process(process: BaseProcess, store: Store) -> None:
+    """Request the cancel of a subprocess run: record Cancelling, then SIGTERM the process."""
+    run_id: uuid.UUID = process.flow_run_id  # type: ignore[attr-defined]
+    await store.set_state(run_id, Cancelling(message="Flow run was cancelled."))
+    process.terminate()
+
+
+def _replace_parameters(flow_run: FlowRun, parameters: dict[str, Any]) -> FlowRun:
+    import msgspec
+
+    return msgspec.structs.replace(flow_run, parameters=dict(parameters))
+
+
+def _child_main(
+    url: str, entrypoint: str, flow_run: FlowRun, env: dict[str, str], backend: str
+) -> None:
+    """The child process: load the flow again from its entrypoint and drive the run."""
+    os.environ.update(env)
+    anyio.run(_drive, url, entrypoint, flow_run, backend=backend)
+
+
+async def _drive(url: str, entrypoint: str, flow_run: FlowRun) -> None:
+    from .errors import FlowRunNotFound
+    from .loading import load_flow_from_entrypoint
+    from .runtime import Runtime
+
+    flow = load_flow_from_entrypoint(entrypoint)
+    async with Runtime(store=url) as rt:
+        try:
+            stored = await rt.store.read_flow_run(flow_run.id)
+        except FlowRunNotFound:
+            stored = await rt.store.create_flow_run(flow_run)
+        handle = await rt._submit(flow, dict(stored.parameters), flow_run=stored)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_on_sigterm, rt, handle.id)
+            await handle.wait()
+            tg.cancel_scope.cancel()  # the run is over: stop listening for signals
+
+
+async def _on_sigterm(rt: Any, run_id: uuid.UUID) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            run = await rt.store.read_flow_run(run_id)
+            if run.state is not None and run.state.is_cancelling():
+                await rt.cancel(run_id, run.state.message or "Flow run was cancelled.")
+            else:
+                rt._crash_run(run_id, SystemExit(TERMINATED), TERMINATED)
+            return
