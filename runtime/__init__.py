@@ -5,14 +5,17 @@ from .errors import (
     CancelledRun,
     CrashedRun,
     FailedRun,
+    FlowPauseTimeout,
     FlowRunNotFound,
     FlowRunTimeoutError,
+    NotPausedError,
     ParameterTypeError,
     RuntimeClosed,
     UnfinishedRun,
 )
 from .flows import Flow, flow
 from .models import FlowRun
+from .pause import pause_flow_run, resume_flow_run, suspend_flow_run
 from .runtime import FlowRunHandle, Runtime
 from .states import (
     FINAL_STATES,
@@ -46,11 +49,13 @@ __all__ = [
     "Failed",
     "FailedRun",
     "Flow",
+    "FlowPauseTimeout",
     "FlowRun",
     "FlowRunHandle",
     "FlowRunNotFound",
     "FlowRunTimeoutError",
     "MemoryStore",
+    "NotPausedError",
     "NotReady",
     "ParameterTypeError",
     "Paused",
@@ -70,4 +75,7 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "pause_flow_run",
+    "resume_flow_run",
+    "suspend_flow_run",
 ]

@@ -12,7 +12,10 @@ __all__ = [
     "Command",
     "Crash",
     "Fail",
+    "Pause",
+    "PauseExpired",
     "Resolved",
+    "Resume",
     "Retry",
     "Succeed",
     "Timeout",
@@ -61,10 +64,42 @@ class Crash(msgspec.Struct):
     message: str | None = None
 
 
+class Pause(msgspec.Struct):
+    """Pause (or, with `reschedule`, suspend) the run; asked by the run's own code."""
+
+    key: str
+    timeout: float | None = None
+    reschedule: bool = False
+
+
+class PauseExpired(msgspec.Struct):
+    """Nobody resumed the run within its pause timeout."""
+
+    key: str
+
+
+class Resume(msgspec.Struct):
+    """Resume a paused run, handing `run_input` to the paused code."""
+
+    run_input: Any = None
+
+
 class Cancel(msgspec.Struct):
     """Cancel the run (sent on the system lane, so it never waits behind other commands)."""
 
     message: str = "Flow run was cancelled."
 
 
-Command = Begin | Resolved | Retry | Succeed | Fail | Timeout | Crash | Cancel
+Command = (
+    Begin
+    | Resolved
+    | Retry
+    | Succeed
+    | Fail
+    | Timeout
+    | Crash
+    | Cancel
+    | Pause
+    | PauseExpired
+    | Resume
+)

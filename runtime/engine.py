@@ -14,7 +14,7 @@ import functools
 import inspect
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,9 +26,28 @@ from actors import Actor, ActorStopped
 from ._classify import Outcome, classify, crash_message
 from ._generators import iterate_async, iterate_sync
 from ._upstreams import UpstreamFailed, has_upstreams, resolve_upstreams
-from .commands import Begin, Cancel, Command, Crash, Fail, Resolved, Retry, Succeed, Timeout
+from .commands import (
+    Begin,
+    Cancel,
+    Command,
+    Crash,
+    Fail,
+    Pause,
+    PauseExpired,
+    Resolved,
+    Resume,
+    Retry,
+    Succeed,
+    Timeout,
+)
 from .context import RunContext, _current, _Interrupt, install_print_hook, interrupt_error
-from .errors import CancelledRun, CrashedRun, FlowRunTimeoutError, ParameterTypeError
+from .errors import (
+    CancelledRun,
+    CrashedRun,
+    FlowPauseTimeout,
+    FlowRunTimeoutError,
+    ParameterTypeError,
+)
 from .parameters import call_args
 from .policy import Decision, Status
 from .states import (
@@ -37,10 +56,12 @@ from .states import (
     Completed,
     Crashed,
     Failed,
+    Paused,
     Pending,
     Running,
     State,
     StateType,
+    Suspended,
     TimedOut,
 )
 
@@ -96,6 +117,12 @@ class BaseFlowRunEngine(Actor[Command]):
         self._work: set[anyio.CancelScope] = set()
         self._holds_slot = False
         self._resolved = False
+        self._resumed: anyio.Event | None = None  # set when a paused run is resumed
+        self._pause_count = 0  # default pause keys "1", "2", ... per attempt
+        self._subflow_count = 0  # subflow calls of the current attempt
+        self._children: dict[str, _RunRecord] = {}  # by subflow call number, across attempts
+        self._lifetime = contextlib.ExitStack()  # closed when the run ends (initialize_run)
+        self.deadline: anyio.CancelScope | None = None  # the current attempt's deadline
 
     # -- the mailbox --------------------------------------------------------------------------
     async def receive(self, message: Command) -> State:
@@ -122,6 +149,12 @@ class BaseFlowRunEngine(Actor[Command]):
                 await self.handle_crash(error, text)
             case Cancel(message=text):
                 await self.handle_cancellation(text)
+            case Pause(key=key, timeout=timeout, reschedule=reschedule):
+                return await self.handle_pause(key, timeout, reschedule)
+            case PauseExpired(key=key):
+                await self.handle_pause_expired(key)
+            case Resume(run_input=run_input):
+                return await self.handle_resume(run_input)
         return self.state
 
     async def on_stop(self) -> None:
@@ -221,6 +254,46 @@ class BaseFlowRunEngine(Actor[Command]):
         await self.set_state(Cancelled(message=message))
         self._finish()
 
+    async def handle_pause(self, key: str, seconds: float | None, reschedule: bool) -> State:
+        """Propose Paused (or Suspended); a suspended run's actor ends here, freeing its memory.
+
+        Answers the pausing code with the state the run is in afterwards: Paused/Suspended,
+        or Running when this pause key has already fired (the run was resumed before).
+        """
+        state = (Suspended if reschedule else Paused)(timeout_seconds=seconds, pause_key=key)
+        decision = await self.set_state(state)
+        if decision.state.is_paused():
+            self._resumed = anyio.Event()
+            if reschedule:
+                # Suspended: nothing runs until someone resumes it, and then the flow is loaded
+                # again from its entrypoint. Stop the attempt and let this actor go.
+                self._stop_work(CancelledRun("the flow run was suspended"))
+                self._finish()
+        return decision.state
+
+    async def handle_pause_expired(self, key: str) -> None:
+        """The pause timed out: the run ends Failed (no retry: it was not Running)."""
+        if self.state.is_paused() and self.state.details.pause_key == key:
+            message = "The flow was paused and never resumed."
+            decision = await self.set_state(Failed(message=message, data=FlowPauseTimeout(message)))
+            if decision.state.is_final():
+                self._finish()
+
+    async def handle_resume(self, run_input: Any) -> State:
+        """Resume a paused run: Running again, and the paused code gets `run_input`."""
+        if not self.state.is_paused():
+            return self.state
+        key = self.state.details.pause_key
+        decision = await self.set_state(Running())
+        if decision.state.is_running():
+            if key is not None:
+                self.runtime._run_inputs[(self.flow_run.id, key)] = run_input
+            if self._resumed is not None:
+                self._resumed.set()
+        elif decision.state.is_final():
+            self._finish()
+        return decision.state
+
     async def set_state(self, state: State, *, force: bool = False) -> Decision:
         """Propose `state` to the store and run the hooks of whatever state it wrote."""
         store = self.runtime.store
@@ -256,37 +329,60 @@ class BaseFlowRunEngine(Actor[Command]):
         finally:
             _current.reset(reset)
 
-    async def call_flow_fn(self, attempt: int) -> None:
-        """Run one attempt of the user function (child task) and tell the actor how it ended."""
-        flow = self.flow
+    @contextlib.contextmanager
+    def setup_run_context(self) -> Iterator[RunContext]:
+        """Make this run the current one for the code inside (a fresh context per attempt)."""
         ctx = self._context()
         self._interrupt = ctx.interrupt
-        done = self._attempt_done = anyio.Event()
+        self._pause_count = self._subflow_count = 0
         if ctx.log_prints:
             install_print_hook()
         reset = _current.set(ctx)
-        # The attempt's deadline. Leaving it disarms it, before any terminal write, so a run
-        # that returns just in time is never turned into TimedOut afterwards.
-        deadline = anyio.move_on_after(flow.timeout_seconds)
-        outcome: Command
         try:
-            with deadline:
+            yield ctx
+        finally:
+            _current.reset(reset)
+
+    @contextlib.contextmanager
+    def run_context(self) -> Iterator[tuple[RunContext, anyio.CancelScope]]:
+        """One attempt's surroundings: its run context, its deadline and its heartbeat.
+
+        The deadline is the attempt's timeout. Leaving it disarms it, before any terminal
+        write, so a run that returns just in time is never turned into TimedOut afterwards.
+        """
+        from .flow_engine import send_heartbeats_sync
+
+        deadline = self.deadline = anyio.move_on_after(self.flow.timeout_seconds)
+        with self.setup_run_context() as ctx, send_heartbeats_sync(self), deadline:
+            yield ctx, deadline
+
+    async def call_flow_fn(self, attempt: int) -> None:
+        """Run one attempt of the user function (child task) and tell the actor how it ended."""
+        flow = self.flow
+        done = self._attempt_done = anyio.Event()
+        outcome: Command
+        deadline: anyio.CancelScope | None = None
+        interrupt = None
+        try:
+            with self.run_context() as (ctx, deadline):
+                interrupt = ctx.interrupt
                 args, kwargs = call_args(flow.fn, self.parameters)
                 value = await self._invoke(args, kwargs, deadline)
             outcome = Timeout(attempt) if deadline.cancelled_caught else Succeed(attempt, value)
         except Exception as exc:
             # User code may turn the deadline's cancellation into an error of its own.
-            outcome = Timeout(attempt) if deadline.cancel_called else Fail(attempt, exc)
+            timed_out = deadline is not None and deadline.cancel_called
+            outcome = Timeout(attempt) if timed_out else Fail(attempt, exc)
         except BaseException as exc:
             if classify(exc) is Outcome.CANCELLED:
-                ctx.interrupt.set(CancelledRun("the flow run was cancelled"))
+                if interrupt is not None:
+                    interrupt.set(CancelledRun("the flow run was cancelled"))
                 raise  # a cancel request or the actor's teardown: their handlers decide the state
             outcome = Crash(exc)
         finally:
-            _current.reset(reset)
             done.set()
-        if isinstance(outcome, Timeout):
-            ctx.interrupt.set(interrupt_error(flow.timeout_seconds))
+        if isinstance(outcome, Timeout) and interrupt is not None:
+            interrupt.set(interrupt_error(flow.timeout_seconds))
         # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
         with contextlib.suppress(ActorStopped):
             await self.ref.tell(outcome)
@@ -350,7 +446,39 @@ class BaseFlowRunEngine(Actor[Command]):
 
     def start(self) -> None:
         """Begin the run: the first command in its mailbox (the runtime calls this on spawn)."""
+        self._lifetime.enter_context(self.initialize_run())
         self.ref.tell_nowait(Begin())
+
+    @contextlib.contextmanager
+    def initialize_run(self) -> Iterator[None]:
+        """What the run holds for the actor's whole life, released when the run ends."""
+        self.setup_flow_run_suspension_request()
+        try:
+            yield
+        finally:
+            self.runtime._suspendable.pop(self.flow_run.id, None)
+
+    def setup_flow_run_suspension_request(self) -> None:
+        """Let `suspend_flow_run(flow_run_id=...)` reach this run from other code."""
+        self.runtime._suspendable[self.flow_run.id] = self
+
+    def load_subflow_run(self, flow: Flow[..., Any]) -> _RunRecord | None:
+        """The child run to reuse for this attempt's next subflow call, if any.
+
+        Subflow calls are numbered per attempt. When this run is retried, a call whose
+        earlier child Completed gets that child back: no second execution and no second
+        on_completion hook. A child that did not complete is run again (a new run).
+        """
+        self._subflow_count += 1
+        key = str(self._subflow_count)
+        previous = self._children.get(key)
+        if previous is None or previous.flow is not flow or previous.state is None:
+            return None
+        return previous if previous.state.is_completed() else None
+
+    def remember_subflow_run(self, record: _RunRecord) -> None:
+        """Record the child run started by the current subflow call (see load_subflow_run)."""
+        self._children[str(self._subflow_count)] = record
 
     async def _invoke(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
@@ -399,6 +527,7 @@ class BaseFlowRunEngine(Actor[Command]):
         if decision.status is Status.WAIT:
             self._spawn(self._retry_after, decision.delay)
         elif decision.state.is_running():
+            self.record.began.set()
             self._attempt += 1
             self._spawn(self.call_flow_fn, self._attempt)
         elif decision.state.is_final():
@@ -484,6 +613,8 @@ class BaseFlowRunEngine(Actor[Command]):
         if record.finished:
             return
         record.finished = True
+        record.began.set()
+        self._lifetime.close()
         record.state = self.state
         self._stop_work(CancelledRun("the flow run has finished"))
         self._release_slot()

@@ -8,8 +8,10 @@ __all__ = [
     "CancelledRun",
     "CrashedRun",
     "FailedRun",
+    "FlowPauseTimeout",
     "FlowRunNotFound",
     "FlowRunTimeoutError",
+    "NotPausedError",
     "ParameterTypeError",
     "RuntimeClosed",
     "UnfinishedRun",
@@ -50,3 +52,11 @@ class CrashedRun(RuntimeError):
 
 class CancelledRun(RuntimeError):
     """A run ended Cancelled."""
+
+
+class NotPausedError(RuntimeError):
+    """`resume_flow_run` was called on a run that is not paused."""
+
+
+class FlowPauseTimeout(Exception):
+    """A paused run was not resumed within its pause timeout (the run ends Failed)."""

@@ -224,7 +224,18 @@ async def _start(
         from .parameters import bind_parameters
 
         parameters = bind_parameters(flow.fn, (), parameters)  # applies the defaults
-    return await rt._submit(flow, parameters, wait_for=wait_for or (), flow_run=flow_run)
+    parent = current_run_context()
+    parent_engine: BaseFlowRunEngine | None = None
+    if parent is not None and parent.runtime is rt:
+        parent_engine = parent.engine  # this call is a subflow of the current run
+    if parent_engine is not None and flow_run is None:
+        reused = parent_engine.load_subflow_run(flow)
+        if reused is not None:
+            return FlowRunHandle(rt, reused)
+    handle = await rt._submit(flow, parameters, wait_for=wait_for or (), flow_run=flow_run)
+    if parent_engine is not None:
+        parent_engine.remember_subflow_run(handle._record)
+    return handle
 
 
 async def _run_owned(

@@ -129,8 +129,9 @@ def _resume(run: FlowRun, current: State, proposed: State, at: datetime) -> Deci
     if deadline is not None and deadline < at and not proposed.is_final():
         failed = Failed(message="The flow was paused and never resumed.")
         return _write(run, failed, Status.REJECT, at)
-    if proposed.is_running():
-        # Resuming continues the same attempt: it does not count as a new run.
+    if proposed.is_running() and not current.details.pause_reschedule:
+        # Resuming a pause continues the same attempt: it does not count as a new run. A
+        # suspended run starts its function again, so that is a new attempt.
         run = msgspec.structs.replace(run, resuming=True)
     return _write(run, proposed, Status.ACCEPT, at)
 

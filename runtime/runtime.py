@@ -61,12 +61,14 @@ class _RunRecord:
     parameters: dict[str, Any]
     name_error: BaseException | None = None
     done: anyio.Event = attrs.field(factory=anyio.Event)
+    began: anyio.Event = attrs.field(factory=anyio.Event)  # Running was decided (or it ended)
     finished: bool = False
     state: State | None = None
     value: Any = _NO_VALUE
     error: BaseException | None = None
     cancel_requested: bool = False
     ref: Any = None
+    engine: Any = None  # the run's actor (a BaseFlowRunEngine)
     wait_for: tuple[FlowRunHandle, ...] = ()  # upstream runs that must complete first
     # Generator runs: values go out through `items`; one consumer takes `item_receiver`.
     items: MemoryObjectSendStream[Any] | None = None
@@ -210,6 +212,11 @@ class Runtime:
     _threads: Any = attrs.field(default=None, init=False)
     # Runs whose lease the runtime's one shared heartbeat keeps alive (send_heartbeats_*).
     _heartbeating: set[uuid.UUID] = attrs.field(factory=set, init=False)
+    # Inputs given to resumed runs, by (run id, pause key): a pause key that already fired
+    # returns its input again (a suspended run re-runs its function from the start).
+    _run_inputs: dict[tuple[uuid.UUID, str], Any] = attrs.field(factory=dict, init=False)
+    # Engines that suspend_flow_run(flow_run_id=...) can reach (setup_flow_run_suspension_request).
+    _suspendable: dict[uuid.UUID, Any] = attrs.field(factory=dict, init=False)
     _crash_reason: str = attrs.field(
         default="Execution was cancelled by the runtime environment.", init=False
     )
@@ -331,7 +338,7 @@ class Runtime:
         record = _RunRecord(flow, flow_run, parameters, name_error, wait_for=tuple(wait_for))
         assert self._system is not None
         self._runs[flow_run.id] = record
-        engine = engine_class(self, record)
+        engine = record.engine = engine_class(self, record)
         record.ref = self._system.spawn(
             lambda: engine, name=f"flow-run-{flow_run.id}", mailbox_size=self.mailbox_size
         )

@@ -123,3 +123,58 @@ async def test_cancelling_the_caller_outside_a_runtime_still_persists_a_final_st
 
     runs = await default_store().list_flow_runs(flow_name=name)
     assert len(runs) == 1 and runs[0].state is not None and runs[0].state.is_crashed()
+
+
+async def test_parent_retry_reuses_a_completed_subflow_without_rerunning_it() -> None:
+    child_calls: list[int] = []
+    completions: list[str] = []
+
+    @flow(on_completion=[lambda f, r, s: completions.append(r.name)])
+    async def child(x: int) -> int:
+        child_calls.append(x)
+        return x * 10
+
+    @flow
+    async def flaky_child() -> int:
+        child_calls.append(-1)
+        if child_calls.count(-1) < 2:
+            raise ValueError("child fails first")
+        return -10
+
+    @flow(retries=1)
+    async def parent() -> int:
+        first = await child(1)
+        second = await flaky_child()
+        return first + second
+
+    async with Runtime() as rt:
+        h = await rt.submit(parent)
+        assert await h.result() == 0
+        assert child_calls == [1, -1, -1]  # child(1) ran once; the failed child ran again
+        assert len(completions) == 1
+        children = await rt.list_flow_runs(flow_name="child")
+        assert len(children) == 1
+        assert len(await rt.list_flow_runs(flow_name="flaky-child")) == 2
+
+
+async def test_concurrent_subflows_run_concurrently() -> None:
+    both_running = anyio.Event()
+    running = 0
+
+    @flow
+    async def part() -> None:
+        nonlocal running
+        running += 1
+        if running == 2:
+            both_running.set()
+        await both_running.wait()  # only returns if the other part runs at the same time
+
+    @flow
+    async def fan_out() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(part)
+            tg.start_soon(part)
+
+    async with Runtime() as rt:
+        with anyio.fail_after(5):
+            assert (await (await rt.submit(fan_out)).wait()).is_completed()

@@ -1,0 +1,174 @@
+"""Pausing a run from inside it, suspending it, and resuming it from outside.
+
+`await pause_flow_run(...)` keeps the run's actor and its attempt alive while it waits;
+`await suspend_flow_run(...)` ends the actor (nothing of the run stays in memory), and resuming
+loads the flow again from its entrypoint and runs it as a new attempt, where the same
+`suspend_flow_run` call (same key) returns the input at once.
+
+Sync flows call these through their runtime's loop:
+`anyio.from_thread.run(pause_flow_run, ...)` from the flow's thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import anyio
+import cattrs
+
+from ._generators import paused_deadline
+from .commands import Pause, PauseExpired, Resume
+from .context import get_run_context
+from .errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, RuntimeClosed
+from .states import State
+
+if TYPE_CHECKING:
+    from .engine import BaseFlowRunEngine
+    from .runtime import Runtime
+
+__all__ = ["pause_flow_run", "resume_flow_run", "suspend_flow_run"]
+
+T = TypeVar("T")
+_converter = cattrs.Converter()
+
+
+@overload
+async def pause_flow_run(
+    wait_for_input: None = None, timeout: float = 3600, key: str | None = None
+) -> None: ...
+
+
+@overload
+async def pause_flow_run(
+    wait_for_input: type[T], timeout: float = 3600, key: str | None = None
+) -> T: ...
+
+
+async def pause_flow_run(
+    wait_for_input: type[Any] | None = None, timeout: float = 3600, key: str | None = None
+) -> Any:
+    """Pause the current run until `resume_flow_run` (from outside) or `timeout` seconds.
+
+    Returns the resume input validated against `wait_for_input` with cattrs (None without
+    it). A pause that times out ends the run Failed and raises `FlowPauseTimeout` here. The
+    run's own timeout does not run while it is paused. A key fires once: pausing again with
+    a key that was already resumed returns at once.
+    """
+    if timeout <= 0:
+        raise ValueError("the pause timeout must be positive")
+    engine, key = _current_engine(key)
+    state: State = await engine.ref.ask(Pause(key, timeout))
+    if state.is_running():
+        return _validated(engine, key, wait_for_input)
+    if not state.is_paused():
+        raise RuntimeError(f"Flow run cannot be paused: it is {state.type.value}")
+    resumed = engine._resumed
+    assert resumed is not None
+    deadline = engine.deadline
+    with anyio.move_on_after(timeout) as waiting:
+        if deadline is not None:
+            with paused_deadline(deadline):
+                await resumed.wait()
+        else:
+            await resumed.wait()
+    if waiting.cancelled_caught:
+        await engine.ref.ask(PauseExpired(key))
+        raise FlowPauseTimeout("The flow was paused and never resumed.")
+    return _validated(engine, key, wait_for_input)
+
+
+async def suspend_flow_run(
+    wait_for_input: type[Any] | None = None,
+    flow_run_id: uuid.UUID | None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+) -> Any:
+    """Suspend a run: its actor ends and frees its memory until `resume_flow_run`.
+
+    For the current run (no `flow_run_id`) this does not return until the run is resumed, as
+    a new attempt that calls the function again; there, the same call returns the input. With
+    `flow_run_id`, another run of this runtime is suspended (its attempt is stopped).
+    """
+    if flow_run_id is not None:
+        rt = _runtime()
+        engine = rt._suspendable.get(flow_run_id)
+        if engine is None:
+            raise FlowRunNotFound(flow_run_id)
+        await engine.ref.ask(Pause(key or "suspend", timeout, reschedule=True))
+        return None
+    engine, key = _current_engine(key)
+    state: State = await engine.ref.ask(Pause(key, timeout, reschedule=True))
+    if state.is_running():
+        return _validated(engine, key, wait_for_input)
+    if not state.is_paused():
+        raise RuntimeError(f"Flow run cannot be suspended: it is {state.type.value}")
+    await anyio.sleep_forever()  # the actor has cancelled this attempt; this never returns
+
+
+async def resume_flow_run(flow_run_id: uuid.UUID, run_input: Any = None) -> State:
+    """Resume a paused or suspended run of the ambient runtime; returns its new state.
+
+    `NotPausedError` if the run is not paused, `FlowPauseTimeout` if its pause has expired.
+    A suspended run's flow is loaded again from its recorded entrypoint.
+    """
+    rt = _runtime()
+    record = rt._runs.get(flow_run_id)
+    if record is not None:
+        state: State = await record.ref.ask(Resume(run_input))
+    else:
+        state = await _resume_suspended(rt, flow_run_id, run_input)
+    if state.is_failed() and state.message == "The flow was paused and never resumed.":
+        raise FlowPauseTimeout(state.message)
+    if not state.is_running() and not state.is_final():
+        raise NotPausedError(f"flow run {flow_run_id} is {state.type.value}, not paused")
+    return state
+
+
+async def _resume_suspended(rt: Runtime, flow_run_id: uuid.UUID, run_input: Any) -> State:
+    from .loading import load_flow_from_entrypoint
+
+    run = await rt.store.read_flow_run(flow_run_id)
+    state = run.state
+    if state is None or not state.is_paused():
+        kind = state.type.value if state is not None else "not started"
+        raise NotPausedError(f"flow run {flow_run_id} is {kind}, not paused")
+    if not run.entrypoint:
+        raise RuntimeError(f"flow run {flow_run_id} has no entrypoint to resume it from")
+    flow = load_flow_from_entrypoint(run.entrypoint)
+    if state.details.pause_key is not None:
+        rt._run_inputs[(flow_run_id, state.details.pause_key)] = run_input
+    handle = await rt._submit(flow, dict(run.parameters), flow_run=run)
+    await handle._record.began.wait()  # its first command proposes Running: a new attempt
+    current = handle.flow_run.state
+    assert current is not None
+    return current
+
+
+def _runtime() -> Runtime:
+    from .runtime import current_runtime
+
+    rt = current_runtime()
+    if rt is None:
+        raise RuntimeClosed("resume_flow_run needs an open Runtime (async with Runtime() ...)")
+    return rt
+
+
+def _current_engine(key: str | None) -> tuple[BaseFlowRunEngine, str]:
+    ctx = get_run_context()
+    engine: BaseFlowRunEngine = ctx.engine
+    if key is None:
+        engine._pause_count += 1
+        key = str(engine._pause_count)
+    return engine, key
+
+
+def _validated(engine: BaseFlowRunEngine, key: str, wait_for_input: type[Any] | None) -> Any:
+    value = engine.runtime._run_inputs.get((engine.flow_run.id, key))
+    if wait_for_input is None:
+        return None
+    try:
+        return _converter.structure(value, wait_for_input)
+    except Exception as exc:
+        name = getattr(wait_for_input, "__name__", repr(wait_for_input))
+        raise TypeError(f"the resume input {value!r} is not a valid {name}: {exc}") from exc

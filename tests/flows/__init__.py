@@ -1,0 +1,1 @@
+"""Flows importable by entrypoint (`tests.flows.module:flow`), for reload and subprocess tests."""
