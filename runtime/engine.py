@@ -205,9 +205,14 @@ class BaseFlowRunEngine(Actor[Command]):
         logger.error(
             "Flow run %r: encountered exception during execution: %r", self.flow_run.name, error
         )
-        message = f"Flow run encountered an exception: {type(error).__name__}: {error}"
         self.record.error = error
-        decision = await self.set_state(Failed(message=message, data=error))
+        if isinstance(error, TimeoutError):
+            # Any TimeoutError from user code counts as a timeout (named TimedOut), as in Prefect.
+            message = f"Flow run failed due to timeout: {error!r}"
+            decision = await self.set_state(TimedOut(message=message, data=error))
+        else:
+            message = f"Flow run encountered an exception: {type(error).__name__}: {error}"
+            decision = await self.set_state(Failed(message=message, data=error))
         await self._after_attempt(decision)
 
     async def handle_timeout(self, error: TimeoutError) -> None:
@@ -226,6 +231,7 @@ class BaseFlowRunEngine(Actor[Command]):
         logger.error("Flow run %r: crash detected! %s", self.flow_run.name, message)
         self.record.error = error
         self._stop_work(CrashedRun(message))
+        await self._wait_attempt_unwound()  # its subflows end (crashed) before it does
         if self.state.is_cancelling():
             # Cancelling may only end Cancelled; never leave the run there.
             await self.set_state(Cancelled(message=message, data=error))
@@ -245,12 +251,7 @@ class BaseFlowRunEngine(Actor[Command]):
             # Cancelling was recorded by whoever asked (another process): the hooks are ours.
             await self.call_hooks(decision.state)
         self._stop_work(CancelledRun(message))
-        done = self._attempt_done
-        if done is not None:
-            # Give async code a bounded moment to unwind (finally blocks) before it is recorded
-            # Cancelled. A sync flow's thread is abandoned at once: it cannot be interrupted.
-            with anyio.move_on_after(self.runtime.cancel_grace):
-                await done.wait()
+        await self._wait_attempt_unwound()
         await self.set_state(Cancelled(message=message))
         self._finish()
 
@@ -519,8 +520,12 @@ class BaseFlowRunEngine(Actor[Command]):
                 logger.error("Hook %r did not finish within %g s", name, self.runtime.hook_timeout)
             else:
                 logger.info("Hook %r finished running successfully", name)
-        except Exception:
-            logger.exception("An error was encountered while running hook %r", name)
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            # Whatever a hook raises (even KeyboardInterrupt) changes neither the state nor
+            # the other runs: it is logged and the next hook runs.
+            logger.error("An error was encountered while running hook %r", name, exc_info=exc)
 
     async def _propose_running(self) -> None:
         decision = await self.set_state(Running())
@@ -543,7 +548,12 @@ class BaseFlowRunEngine(Actor[Command]):
                 state.name,
             )
             await self._propose_running()
-        elif state.is_final():
+        elif state.is_cancelling():
+            # The flow returned Cancelling: finish the job rather than stay there for ever.
+            await self.set_state(Cancelled(message=state.message))
+            self._finish()
+        elif state.is_final() or state.is_paused():
+            # A returned Paused leaves the run paused, waiting for resume_flow_run.
             self._finish()
 
     async def _fail_before_running(self, error: BaseException, message: str) -> None:
@@ -568,6 +578,15 @@ class BaseFlowRunEngine(Actor[Command]):
         self.parameters = parameters
         self._resolved = True
         await self.begin_run()
+
+    async def _wait_attempt_unwound(self) -> None:
+        """After cancelling the attempt, give it a bounded moment to unwind (finally blocks,
+        its own subflows). A sync flow's thread is abandoned at once: it cannot be stopped."""
+        done = self._attempt_done
+        if done is not None:
+            # Shielded: this also runs while the actor itself is being torn down (on_stop).
+            with anyio.move_on_after(self.runtime.cancel_grace, shield=True):
+                await done.wait()
 
     async def _retry_after(self, delay: float) -> None:
         await anyio.sleep(delay)

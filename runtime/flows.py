@@ -25,6 +25,10 @@ Hook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
 HOOK_KINDS = ("on_running", "on_completion", "on_failure", "on_cancellation", "on_crashed")
 
 
+_BAD_NAME_CHARACTERS = "/%&><"
+_RESERVED_PARAMETERS = frozenset({"return_state", "wait_for"})
+
+
 def _hooks(value: Iterable[Hook] | None) -> tuple[Hook, ...]:
     if value is None:
         return ()
@@ -99,7 +103,19 @@ class Flow(Generic[P, R]):
         if self.retries < 0:
             raise ValueError("retries must not be negative")
         if self.name is None:
-            self.name = getattr(self.fn, "__name__", type(self.fn).__name__).replace("_", "-")
+            fn_name = getattr(self.fn, "__name__", type(self.fn).__name__)
+            self.name = "unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-")
+        if not isinstance(self.name, str):
+            raise TypeError(f"a flow name must be a str, got {type(self.name).__name__}")
+        bad = set(self.name) & set(_BAD_NAME_CHARACTERS)
+        if bad:
+            raise ValueError(f"flow name {self.name!r} contains forbidden characters: {bad}")
+        reserved = _RESERVED_PARAMETERS & set(inspect.signature(self.fn).parameters)
+        if reserved:
+            raise ValueError(
+                f"{', '.join(sorted(reserved))} cannot be a flow parameter: flow calls use "
+                "that keyword themselves"
+            )
         if not self.description:
             self.description = inspect.getdoc(self.fn)
         if self.timeout_seconds == 0:
