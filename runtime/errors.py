@@ -12,8 +12,17 @@ __all__ = [
     "FlowRunNotFound",
     "FlowRunTimeoutError",
     "NotPausedError",
+    "ParameterEncodeError",
     "ParameterTypeError",
+    "ResultEncodeError",
     "RuntimeClosed",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreFull",
+    "StoreLocked",
+    "StoreReadOnly",
+    "StoreSchemaError",
+    "StoredError",
     "UnfinishedRun",
 ]
 
@@ -60,3 +69,60 @@ class NotPausedError(RuntimeError):
 
 class FlowPauseTimeout(Exception):
     """A paused run was not resumed within its pause timeout (the run ends Failed)."""
+
+
+class ParameterEncodeError(ParameterTypeError):
+    """A flow parameter cannot be encoded for the store; the run was not created."""
+
+    def __init__(self, message: str, *, parameter: str, type_name: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.type_name = type_name
+
+
+class ResultEncodeError(TypeError):
+    """A flow's return value cannot be encoded with its `result_serializer` (the run fails)."""
+
+
+class StoredError(Exception):
+    """An exception as a store records it: its type name and message.
+
+    States read back from a persistent store carry this in place of the live exception, which
+    only the process that raised it has.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked; the message names the store's file or URL."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message, path)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StoreLocked(StoreError):
+    """Another connection held the database's write lock for longer than the busy timeout."""
+
+
+class StoreReadOnly(StoreError):
+    """The database cannot be written (read-only file, mount or connection)."""
+
+
+class StoreFull(StoreError):
+    """The disk, or the database's configured size limit, is full."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not a database, or its contents are damaged."""
+
+
+class StoreSchemaError(StoreError):
+    """The database was written by a newer flowactor, or by something else entirely."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 import attrs
 
 from .parameters import validate_parameters
+from .results import RESULT_SERIALIZERS, ResultSerializer
 
 if TYPE_CHECKING:
     from .models import FlowRun
@@ -78,6 +79,9 @@ class Flow(Generic[P, R]):
     timeout_seconds: float | None = attrs.field(default=None, validator=_non_negative)
     validate_parameters: bool = True
     persist_result: bool | None = None
+    result_serializer: ResultSerializer = attrs.field(
+        default="json", validator=attrs.validators.in_(RESULT_SERIALIZERS)
+    )
     log_prints: bool | None = None
     description: str | None = None
     tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
@@ -206,6 +210,7 @@ def flow(
     timeout_seconds: float | None = None,
     validate_parameters: bool = True,
     persist_result: bool | None = None,
+    result_serializer: ResultSerializer = "json",
     log_prints: bool | None = None,
     description: str | None = None,
     tags: Iterable[str] = (),

@@ -10,7 +10,7 @@ import msgspec
 
 from .states import State, now
 
-__all__ = ["FlowRun"]
+__all__ = ["FlowRun", "Owner"]
 
 
 class FlowRun(msgspec.Struct, kw_only=True):
@@ -37,6 +37,7 @@ class FlowRun(msgspec.Struct, kw_only=True):
     entrypoint: str | None = None
     pause_keys: tuple[str, ...] = ()
     resuming: bool = False
+    owner: uuid.UUID | None = None  # the Runtime (process) driving the run; see `Owner`
 
     @property
     def state_type(self) -> str | None:
@@ -51,3 +52,19 @@ class FlowRun(msgspec.Struct, kw_only=True):
                 return 0.0
             return float(delay[min(attempt, len(delay)) - 1])
         return float(delay)
+
+
+class Owner(msgspec.Struct, kw_only=True, frozen=True):
+    """A Runtime that drives runs, with the lease it renews while it is alive.
+
+    A non-final run whose owner's lease has expired (or whose owner is gone) is an orphan: the
+    process driving it stopped, and the next Runtime to open the store recovers it.
+    """
+
+    id: uuid.UUID
+    pid: int
+    hostname: str
+    lease_expires: float  # seconds since the epoch (time.time()), same-host clocks
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.hostname}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from ..models import FlowRun
@@ -49,3 +49,23 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[FlowRun]:
         """Runs matching every filter given, oldest first."""
+
+    # -- ownership: each Runtime is an owner with a lease it renews while it lives -----------
+    async def register_owner(self, owner_id: uuid.UUID, lease_seconds: float) -> None:
+        """Record this process as a live owner whose lease ends `lease_seconds` from now."""
+
+    async def renew_lease(self, owner_id: uuid.UUID, lease_seconds: float) -> bool:
+        """Extend the lease; False if it had already expired or gone (it is registered again)."""
+
+    async def release_owner(self, owner_id: uuid.UUID) -> None:
+        """The owner is closing cleanly: forget it."""
+
+    async def recover_orphans(
+        self, can_load: Callable[[str], bool] | None = None
+    ) -> list[Decision]:
+        """End the runs whose owner stopped (lease expired or owner gone), one decision each.
+
+        Each becomes Crashed (Cancelled if it was Cancelling), or AwaitingRetry with no owner
+        when it has retries left and `can_load(entrypoint)` (run in a worker thread) says its
+        flow can be loaded again. Suspended runs are left alone.
+        """

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
 from ..errors import FlowRunNotFound
-from ..models import FlowRun
+from ..models import FlowRun, Owner
 from ..policy import Decision, decide
+from ..results import PersistedResult
 from ..states import State, StateType
+from ._recovery import is_orphan_candidate, recover, wants_retry
 
 __all__ = ["MemoryStore"]
 
@@ -28,7 +33,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[uuid.UUID, FlowRun] = {}
         self._history: dict[uuid.UUID, list[State]] = {}
-        self._lock = threading.Lock()  # guards both dicts against writers on other threads
+        self._owners: dict[uuid.UUID, Owner] = {}
+        self._lock = threading.Lock()  # guards the dicts against writers on other threads
 
     async def open(self) -> None:
         return None
@@ -51,6 +57,9 @@ class MemoryStore:
         return stored
 
     async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
+        if isinstance(state.data, PersistedResult):
+            # Memory keeps the live value: the encoded form matters only to durable stores.
+            state = msgspec.structs.replace(state, data=state.data.value)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
@@ -91,6 +100,61 @@ class MemoryStore:
             and (wanted is None or (r.state is not None and r.state.type in wanted))
         ]
         return found if limit is None else found[:limit]
+
+    # -- ownership (within one process, an owner's lease only lapses if its loop stalls) ------
+    async def register_owner(self, owner_id: uuid.UUID, lease_seconds: float) -> None:
+        owner = Owner(
+            id=owner_id,
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            lease_expires=time.time() + lease_seconds,
+        )
+        with self._lock:
+            self._owners[owner_id] = owner
+
+    async def renew_lease(self, owner_id: uuid.UUID, lease_seconds: float) -> bool:
+        with self._lock:
+            owner = self._owners.get(owner_id)
+        held = owner is not None and owner.lease_expires >= time.time()
+        await self.register_owner(owner_id, lease_seconds)
+        return held
+
+    async def release_owner(self, owner_id: uuid.UUID) -> None:
+        with self._lock:
+            self._owners.pop(owner_id, None)
+
+    async def recover_orphans(
+        self, can_load: Callable[[str], bool] | None = None
+    ) -> list[Decision]:
+        decisions: list[Decision] = []
+        at = time.time()
+        with self._lock:
+            for run in list(self._runs.values()):
+                if not is_orphan_candidate(run):
+                    continue
+                assert run.owner is not None
+                owner = self._owners.get(run.owner)
+                if owner is not None and owner.lease_expires >= at:
+                    continue
+                retry = wants_retry(run) and can_load is not None and _loads(can_load, run)
+                decision = recover(run, owner, retry=retry)
+                if decision.run is not None:
+                    self._runs[run.id] = decision.run
+                    self._history[run.id].append(decision.state)
+                decisions.append(decision)
+            live = {run.owner for run in self._runs.values() if is_orphan_candidate(run)}
+            for owner_id, owner in list(self._owners.items()):
+                if owner.lease_expires < at and owner_id not in live:
+                    del self._owners[owner_id]
+        return decisions
+
+
+def _loads(can_load: Callable[[str], bool], run: FlowRun) -> bool:
+    assert run.entrypoint is not None
+    try:
+        return can_load(run.entrypoint)
+    except Exception:
+        return False
 
 
 def _state_filter(state: StateType | Iterable[StateType] | None) -> frozenset[StateType] | None:

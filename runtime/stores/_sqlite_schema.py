@@ -1,0 +1,250 @@
+"""The SQLite store's schema, connections and error mapping.
+
+Tables:
+
+- `flow_runs`: one row per run (the FlowRun's fields as columns; `state` is the current state
+  encoded with msgspec JSON, `state_seq` its position in the history). `owner` is the Runtime
+  driving the run; its lease lives in `owners` (one row and one renewal write per process, not
+  per run). `num` numbers runs in creation order: the history is keyed by it, so that writes
+  land on the few pages of recent runs instead of on random pages (run ids are random).
+- `flow_run_states`: the full history, `(run_num, seq)` -> encoded State.
+- `flow_run_results`: persisted results, keyed like the Completed state they belong to.
+- `owners`: live Runtimes: id, pid, hostname, lease_expires (time.time() seconds).
+
+The schema version is `PRAGMA user_version`; `PRAGMA application_id` marks the file as ours.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from ..errors import (
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreReadOnly,
+    StoreSchemaError,
+)
+
+__all__ = ["SCHEMA_VERSION", "Config", "connect_reader", "connect_writer", "store_error"]
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x666C6F77  # "flow"
+
+UNFINISHED_SQL = "('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')"
+
+_SCHEMA = (
+    """CREATE TABLE flow_runs (
+        num INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        flow_name TEXT NOT NULL,
+        flow_version TEXT,
+        parameters BLOB NOT NULL,
+        state_type TEXT,
+        state_seq INTEGER NOT NULL,
+        state BLOB,
+        run_count INTEGER NOT NULL,
+        parent_id TEXT,
+        tags TEXT NOT NULL,
+        created TEXT NOT NULL,
+        start_time TEXT,
+        end_time TEXT,
+        owner TEXT,
+        retries INTEGER NOT NULL,
+        retry_delay TEXT NOT NULL,
+        entrypoint TEXT,
+        pause_keys TEXT NOT NULL,
+        resuming INTEGER NOT NULL
+    )""",
+    # Only unfinished runs are indexed by owner: recovery looks for them, and a run leaves the
+    # index when it ends, so the index stays as small as the work in flight.
+    f"CREATE INDEX flow_runs_unfinished ON flow_runs (owner) WHERE state_type IN {UNFINISHED_SQL}",
+    """CREATE TABLE flow_run_states (
+        run_num INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        state BLOB NOT NULL,
+        PRIMARY KEY (run_num, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE flow_run_results (
+        run_num INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        serializer TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (run_num, seq)
+    )""",
+    """CREATE TABLE owners (
+        id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        started TEXT NOT NULL,
+        lease_expires REAL NOT NULL
+    )""",
+)
+
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+@attrs.frozen
+class Config:
+    """How to open the store's file."""
+
+    path: str
+    synchronous: str = "normal"
+    busy_timeout: float = 5.0
+    read_only: bool = False
+    pragmas: Mapping[str, int | str] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.synchronous not in _SYNCHRONOUS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {self.synchronous!r}"
+            )
+        if self.busy_timeout < 0:
+            raise ValueError("busy_timeout must not be negative")
+        for name in self.pragmas:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"not a pragma name: {name!r}")
+
+
+def connect_writer(config: Config) -> sqlite3.Connection:
+    """The writer's connection (WAL, schema checked or created). Raises `StoreError`s."""
+    try:
+        conn = _connect(config, check_same_thread=True)
+    except sqlite3.Error as exc:
+        raise store_error(exc, config) from exc
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal" and not config.read_only:
+            raise StoreError(f"The store {config.path} cannot use WAL mode (got {mode!r}).")
+        conn.execute(f"PRAGMA synchronous={config.synchronous.upper()}")
+        conn.execute("PRAGMA cache_size=-16000")  # 16 MiB: the hot rows of every run in flight
+        _ensure_schema(conn, config)
+        for name, value in config.pragmas.items():
+            conn.execute(f"PRAGMA {name}={int(value) if isinstance(value, int) else value!r}")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise store_error(exc, config) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_reader(config: Config) -> sqlite3.Connection:
+    """A read connection (any thread). In WAL mode readers never wait for the writer."""
+    if not Path(config.path).exists():
+        raise StoreError(f"The store {config.path} does not exist.", config.path)
+    try:
+        conn = _connect(config, check_same_thread=False)
+        conn.execute("PRAGMA query_only=1")
+    except sqlite3.Error as exc:
+        raise store_error(exc, config) from exc
+    return conn
+
+
+def _connect(config: Config, *, check_same_thread: bool) -> sqlite3.Connection:
+    if config.read_only:
+        target, uri = Path(config.path).absolute().as_uri() + "?mode=ro", True
+    else:
+        target, uri = config.path, False
+    return sqlite3.connect(
+        target,
+        uri=uri,
+        timeout=config.busy_timeout,
+        isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+        check_same_thread=check_same_thread,
+        cached_statements=64,
+    )
+
+
+def _ensure_schema(conn: sqlite3.Connection, config: Config) -> None:
+    version, app_id = _version(conn)
+    if version == 0 and app_id == 0:
+        if config.read_only:
+            if _has_tables(conn):
+                raise _not_ours(config)
+            raise StoreReadOnly(
+                f"The store {config.path} is read-only and has no flowactor schema yet.",
+                config.path,
+            )
+        # Create under the write lock, checking again: another process may have just done it.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version, app_id = _version(conn)
+            if version == 0 and app_id == 0:
+                if _has_tables(conn):
+                    raise _not_ours(config)
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                version, app_id = SCHEMA_VERSION, APPLICATION_ID
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    if app_id != APPLICATION_ID:
+        raise _not_ours(config)
+    if version > SCHEMA_VERSION:
+        raise StoreSchemaError(
+            f"The store {config.path} was written by a newer flowactor (schema version "
+            f"{version}; this one reads up to {SCHEMA_VERSION}). Upgrade flowactor or use "
+            "another file.",
+            config.path,
+        )
+
+
+def _version(conn: sqlite3.Connection) -> tuple[int, int]:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    return int(version), int(app_id)
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0)
+
+
+def _not_ours(config: Config) -> StoreSchemaError:
+    return StoreSchemaError(
+        f"The file {config.path} is a SQLite database but not a flowactor store.", config.path
+    )
+
+
+def store_error(exc: BaseException, config: Config) -> StoreError:
+    """The typed error for a failed SQLite call, naming the file."""
+    path = config.path
+    if isinstance(exc, StoreError):
+        return exc
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    name = getattr(exc, "sqlite_errorname", type(exc).__name__)
+    detail = f"{exc} ({name})"
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreLocked(
+            f"The store {path} is locked: another connection held its write lock for longer "
+            f"than the busy timeout ({config.busy_timeout:g} s): {detail}.",
+            path,
+        )
+    if primary == sqlite3.SQLITE_READONLY:
+        return StoreReadOnly(
+            f"The store {path} is read-only: {detail}. Check the file's permissions and mount.",
+            path,
+        )
+    if primary == sqlite3.SQLITE_FULL:
+        return StoreFull(
+            f"The store {path} is full (disk or size limit reached): {detail}. Runs already "
+            "committed are kept; free some space.",
+            path,
+        )
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StoreCorrupt(
+            f"The store {path} is corrupt or is not a SQLite database: {detail}.", path
+        )
+    return StoreError(f"The store {path} failed: {detail}.", path)

@@ -1,0 +1,347 @@
+"""`sqlite:///path`: the embedded, durable default store.
+
+One writer thread group-commits every queued write (see `_sqlite_writer`); reads run on their
+own connections in worker threads and never wait for it (WAL). A write returns once its
+transaction is committed: with `synchronous=normal` (the default) it survives the process being
+killed; with `synchronous=full` also a power loss, at one fsync per batch.
+
+URLs follow SQLAlchemy: `sqlite:///runs.db` is relative, `sqlite:////abs/runs.db` absolute
+(so `f"sqlite:///{path}"` works for both). Options: `?synchronous=full`, `?busy_timeout=5`
+(seconds), `?mode=ro` (read-only).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from ..errors import StoreError
+from ..models import FlowRun
+from ..policy import Decision
+from ..results import encode_parameters
+from ..states import State, StateType, now
+from . import _sqlite_codec as codec
+from ._recovery import is_orphan_candidate, recover, wants_retry
+from ._sqlite_schema import UNFINISHED_SQL, Config, connect_reader, store_error
+from ._sqlite_writer import CALL, CLOSE, CREATE, OPEN, SET, Op, Writer
+
+__all__ = ["SQLiteStore", "parse_sqlite_url"]
+
+T = TypeVar("T")
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, Any]]:
+    """(path, SQLiteStore keyword arguments) of a `sqlite:///...` URL."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a SQLite store URL: {url!r} (expected 'sqlite:///path/runs.db')")
+    rest, _, query = url[len("sqlite:///") :].partition("?")
+    path = unquote(rest)
+    if not path:
+        raise ValueError(f"the SQLite store URL {url!r} names no file")
+    options: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if key == "synchronous":
+            options["synchronous"] = value.lower()
+        elif key == "busy_timeout":
+            options["busy_timeout"] = float(value)
+        elif key == "mode" and value in ("ro", "rw"):
+            options["read_only"] = value == "ro"
+        else:
+            raise ValueError(f"unknown option {key}={value!r} in the SQLite store URL {url!r}")
+    return path, options
+
+
+class SQLiteStore:
+    """Runs, histories, results and owners in one SQLite file.
+
+    Settings: `synchronous` ("normal" or "full"), `busy_timeout` (seconds a write waits for
+    another connection's lock before `StoreLocked`), `read_only`, `pragmas` (extra PRAGMAs for
+    the writer's connection, e.g. `{"max_page_count": 1000}`), `max_batch` (writes per
+    transaction at most).
+
+    `open()`/`close()` are counted: several Runtimes (on one or more event loops) may share one
+    store; the last `close()` flushes every queued write and stops the writer. Reads also work
+    on a closed store.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "normal",
+        busy_timeout: float = 5.0,
+        read_only: bool = False,
+        pragmas: Mapping[str, int | str] | None = None,
+        max_batch: int = 4096,
+        url: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.url = url or f"sqlite:///{self.path}"
+        self._config = Config(
+            self.path,
+            synchronous=synchronous.lower(),
+            busy_timeout=busy_timeout,
+            read_only=read_only,
+            pragmas=dict(pragmas or {}),
+        )
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._max_batch = max_batch
+        self._lock = threading.Lock()  # guards _opens, _writer, _tokens and the reader pool
+        self._opens = 0
+        self._writer: Writer | None = None
+        self._tokens: dict[int, Any] = {}  # thread id -> token of the event loop running there
+        self._readers: list[sqlite3.Connection] = []
+        self._pooling = False  # read connections are kept while the store is open
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        path, options = parse_sqlite_url(url)
+        return cls(path, url=url, **options)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, synchronous={self._config.synchronous!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the file (creating it and its schema if needed) and start the writer."""
+        token = anyio.lowlevel.current_token()
+        with self._lock:
+            # Wake-ups for writes from this thread go to the loop that opened the store here.
+            self._tokens[threading.get_ident()] = token
+            self._opens += 1
+            if self._writer is not None:
+                return
+            writer = self._writer = Writer(
+                self._config, max_batch=self._max_batch, on_close=self._close_readers
+            )
+            self._pooling = True
+            ready = Op(OPEN, (), anyio.Event(), token)
+            writer.start(ready)
+        await ready.event.wait()
+        if ready.error is not None:
+            with self._lock:
+                self._opens = 0
+                if self._writer is writer:
+                    self._writer = None
+                self._pooling = False
+            raise ready.error
+
+    async def close(self) -> None:
+        """Flush every queued write, then stop the writer (at the last of several opens).
+
+        Not shielded here: the caller bounds it (the Runtime shields it with a deadline).
+        """
+        with self._lock:
+            if self._opens == 0:
+                return
+            self._opens -= 1
+            writer = self._writer
+            if self._opens > 0 or writer is None:
+                return
+            self._writer = None
+        await self._wait(writer, Op(CLOSE, (), anyio.Event(), self._token()))
+
+    # -- runs ---------------------------------------------------------------------------------
+    async def create_flow_run(self, run: FlowRun) -> FlowRun:
+        if run.state is None:
+            raise ValueError("a new flow run needs its first state")
+        parameters = encode_parameters(run.flow_name, run.parameters)  # raises: no run created
+        result: FlowRun = await self._write(CREATE, run, parameters)
+        return result
+
+    async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
+        decision: Decision = await self._write(SET, run_id, state, force)
+        return decision
+
+    async def read_flow_run(self, run_id: uuid.UUID) -> FlowRun:
+        return await self._read(codec.read_run, run_id)
+
+    async def read_states(self, run_id: uuid.UUID) -> list[State]:
+        return await self._read(codec.read_states, run_id)
+
+    async def list_flow_runs(
+        self,
+        *,
+        state: StateType | Iterable[StateType] | None = None,
+        flow_name: str | None = None,
+        limit: int | None = None,
+    ) -> list[FlowRun]:
+        states = (state,) if isinstance(state, StateType) else state
+        return await self._read(codec.list_runs, states, flow_name, limit)
+
+    # -- ownership ------------------------------------------------------------------------------
+    async def register_owner(self, owner_id: uuid.UUID, lease_seconds: float) -> None:
+        await self._call(functools.partial(_upsert_owner, owner_id, lease_seconds))
+
+    async def renew_lease(self, owner_id: uuid.UUID, lease_seconds: float) -> bool:
+        held: bool = await self._call(functools.partial(_upsert_owner, owner_id, lease_seconds))
+        return held
+
+    async def release_owner(self, owner_id: uuid.UUID) -> None:
+        await self._call(functools.partial(_delete_owner, owner_id))
+
+    async def recover_orphans(
+        self, can_load: Callable[[str], bool] | None = None
+    ) -> list[Decision]:
+        candidates = await self._read(codec.read_orphans, time.time())
+        candidates = [run for run in candidates if is_orphan_candidate(run)]
+        if not candidates:
+            return []
+        entrypoints = {run.entrypoint for run in candidates if wants_retry(run)}
+        loadable: dict[str, bool] = {}
+        if can_load is not None and entrypoints:
+            # Importing the flows runs user code: in a worker thread, outside any transaction.
+            loadable = await anyio.to_thread.run_sync(_try_loading, can_load, entrypoints)
+        plan = [
+            (run.id, run.owner, wants_retry(run) and loadable.get(run.entrypoint or "", False))
+            for run in candidates
+        ]
+        decisions: list[Decision] = await self._call(functools.partial(_recover, plan))
+        return decisions
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _token(self) -> Any:
+        token = self._tokens.get(threading.get_ident())
+        return token if token is not None else anyio.lowlevel.current_token()
+
+    async def _write(self, kind: int, *args: Any) -> Any:
+        writer = self._writer
+        if writer is None:
+            raise _not_open(self.path)
+        return await self._wait(writer, Op(kind, args, anyio.Event(), self._token()))
+
+    async def _call(self, fn: Callable[[Writer], T]) -> T:
+        """Run `fn(writer)` in the writer thread, inside a batch's transaction."""
+        result: T = await self._write(CALL, fn)
+        return result
+
+    @staticmethod
+    async def _wait(writer: Writer, op: Op) -> Any:
+        writer.put(op)
+        # If this wait is cancelled the write still happens; only its answer is lost.
+        await op.event.wait()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(self._read_sync, fn, args)
+
+    def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self._lock:
+            pooled = self._pooling
+            conn = self._readers.pop() if pooled and self._readers else None
+        if conn is None:
+            conn = connect_reader(self._config)
+        keep = False
+        try:
+            result = fn(conn, *args)
+            keep = pooled
+            return result
+        except sqlite3.Error as exc:
+            raise store_error(exc, self._config) from exc
+        finally:
+            if keep:
+                with self._lock:
+                    keep = self._pooling
+                    if keep:
+                        self._readers.append(conn)
+            if not keep:
+                conn.close()
+
+    def _close_readers(self) -> None:
+        """Called by the writer as it closes: pooled read connections go first."""
+        with self._lock:
+            self._pooling = False
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+
+
+def _not_open(path: str) -> StoreError:
+    return StoreError(
+        f"The store {path} is not open (use `async with Runtime(store=...)` "
+        "or `await store.open()`).",
+        path,
+    )
+
+
+def _try_loading(can_load: Callable[[str], bool], entrypoints: set[str | None]) -> dict[str, bool]:
+    loadable: dict[str, bool] = {}
+    for entrypoint in entrypoints:
+        if entrypoint:
+            try:
+                loadable[entrypoint] = bool(can_load(entrypoint))
+            except Exception:
+                loadable[entrypoint] = False
+    return loadable
+
+
+# -- functions run by the writer inside its transaction -----------------------------------------
+def _upsert_owner(owner_id: uuid.UUID, lease_seconds: float, writer: Writer) -> bool:
+    """Register or renew; True if the owner's lease was still held."""
+    conn = writer.conn
+    assert conn is not None
+    at = time.time()
+    key = str(owner_id)
+    row = conn.execute("SELECT lease_expires FROM owners WHERE id = ?", (key,)).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO owners (id, pid, hostname, started, lease_expires) VALUES (?, ?, ?, ?, ?)",
+            (key, os.getpid(), socket.gethostname(), _iso_now(), at + lease_seconds),
+        )
+        return False
+    conn.execute("UPDATE owners SET lease_expires = ? WHERE id = ?", (at + lease_seconds, key))
+    return bool(row[0] >= at)
+
+
+def _delete_owner(owner_id: uuid.UUID, writer: Writer) -> None:
+    assert writer.conn is not None
+    writer.conn.execute("DELETE FROM owners WHERE id = ?", (str(owner_id),))
+
+
+def _recover(
+    plan: list[tuple[uuid.UUID, uuid.UUID | None, bool]], writer: Writer
+) -> list[Decision]:
+    """End each planned orphan that is still one now, under the write lock."""
+    conn = writer.conn
+    assert conn is not None
+    at = time.time()
+    owners = codec.read_owners(conn)
+    decisions: list[Decision] = []
+    for run_id, owner_id, retry in plan:
+        entry = writer.entry(run_id)
+        if entry is None or entry.run.owner != owner_id or not is_orphan_candidate(entry.run):
+            continue  # someone else got there first
+        owner = owners.get(owner_id) if owner_id is not None else None
+        if owner is not None and owner.lease_expires >= at:
+            continue  # renewed meanwhile: alive after all
+        decision = recover(entry.run, owner, retry=retry)
+        if decision.run is not None:
+            writer.record(entry, decision)
+        decisions.append(decision)
+    writer.flush()
+    # Owners whose lease ended and that drive nothing any more are gone for good.
+    conn.execute(
+        "DELETE FROM owners WHERE lease_expires < ? AND id NOT IN (SELECT owner FROM "
+        f"flow_runs WHERE owner IS NOT NULL AND state_type IN {UNFINISHED_SQL})",
+        (at,),
+    )
+    return decisions
+
+
+def _iso_now() -> str:
+    return now().isoformat()

@@ -1,0 +1,84 @@
+"""A child process for the SQLite store's tests: `python tests/_sqlite_child.py MODE DB [N]`.
+
+- `park DB N`: start N async runs that park forever, print `RUNNING` once all N are Running,
+  then wait to be killed (lease 1 s, so it expires soon after the kill).
+- `results DB`: run flows that persist results (json, msgpack, pickle) and print
+  `name=run_id` lines, then exit normally.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+
+from runtime import Runtime, flow
+
+
+@flow
+async def parked(i: int) -> None:
+    _started[0] += 1
+    if _started[0] == _wanted[0]:
+        _all_running.set()
+    await anyio.sleep_forever()
+
+
+_started = [0]
+_wanted = [0]
+_all_running: anyio.Event
+
+
+@flow(persist_result=True)
+async def as_json() -> dict[str, object]:
+    return {"answer": 42, "items": [1, 2.5, "three", None], "nested": {"ok": True}}
+
+
+@flow(persist_result=True, result_serializer="msgpack")
+async def as_msgpack() -> list[object]:
+    return [b"\x00\x01bytes", 7, "text"]
+
+
+@flow(persist_result=True, result_serializer="pickle")
+async def as_pickle() -> object:
+    return {"complex": complex(1, 2), "frozen": frozenset({1, 2})}
+
+
+async def park(db: str, n: int) -> None:
+    global _all_running
+    _all_running = anyio.Event()
+    _wanted[0] = n
+    async with Runtime(store=f"sqlite:///{db}", lease_seconds=1.0) as rt:
+        async with anyio.create_task_group() as tg:
+            for part in range(10):
+                tg.start_soon(_submit_range, rt, range(part, n, 10))
+        await _all_running.wait()
+        print("RUNNING", flush=True)
+        await anyio.sleep_forever()
+
+
+async def _submit_range(rt: Runtime, numbers: range) -> None:
+    for i in numbers:
+        await rt.submit(parked, i)
+
+
+async def results(db: str) -> None:
+    async with Runtime(store=f"sqlite:///{db}") as rt:
+        for f in (as_json, as_msgpack, as_pickle):
+            handle = await rt.submit(f)
+            await handle.result()
+            print(f"{f.name}={handle.id}", flush=True)
+
+
+def main() -> None:
+    mode, db = sys.argv[1], sys.argv[2]
+    backend = "trio" if "--trio" in sys.argv else "asyncio"
+    if mode == "park":
+        anyio.run(park, db, int(sys.argv[3]), backend=backend)
+    elif mode == "results":
+        anyio.run(results, db, backend=backend)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Faults of the SQLite store: each gives a clear, typed error; committed runs survive."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from runtime import (
+    Completed,
+    FlowRun,
+    Pending,
+    Running,
+    Runtime,
+    SQLiteStore,
+    StoreCorrupt,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreReadOnly,
+    StoreSchemaError,
+    flow,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def _run(i: int = 0) -> FlowRun:
+    return FlowRun(name=f"r{i}", flow_name="fault", parameters={"i": i}, state=Pending())
+
+
+async def _committed(store: SQLiteStore, n: int) -> list[FlowRun]:
+    """`n` runs taken to Completed: the history a fault must not lose."""
+    runs = []
+    for i in range(n):
+        run = await store.create_flow_run(_run(i))
+        await store.set_state(run.id, Running())
+        await store.set_state(run.id, Completed())
+        runs.append(run)
+    return runs
+
+
+async def _assert_intact(store: SQLiteStore, runs: list[FlowRun]) -> None:
+    for run in runs:
+        assert [s.name for s in await store.read_states(run.id)] == [
+            "Pending",
+            "Running",
+            "Completed",
+        ]
+
+
+@contextlib.contextmanager
+def _exclusive_lock(db: Path) -> Iterator[None]:
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+async def test_locked_database_fails_every_caller_of_the_batch_then_recovers(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db, busy_timeout=0.1)
+    await store.open()
+    try:
+        kept = await _committed(store, 3)
+        errors: list[BaseException] = []
+
+        async def write(i: int) -> None:
+            try:
+                await store.create_flow_run(_run(100 + i))
+            except StoreError as exc:
+                errors.append(exc)
+
+        with _exclusive_lock(db):
+            # Readers never wait for the writer (WAL), even while it cannot write.
+            await _assert_intact(store, kept)
+            async with anyio.create_task_group() as tg:
+                for i in range(20):
+                    tg.start_soon(write, i)
+        assert len(errors) == 20 and len({id(e) for e in errors}) == 20
+        assert all(isinstance(e, StoreLocked) for e in errors)
+        message = str(errors[0])
+        assert str(db) in message and "locked" in message and "busy timeout (0.1 s)" in message
+        # The writer goes on once the lock is gone; nothing committed was lost.
+        after = await store.create_flow_run(_run(999))
+        await store.set_state(after.id, Running())
+        await _assert_intact(store, kept)
+        assert len(await store.list_flow_runs()) == 4
+    finally:
+        await store.close()
+
+
+async def test_a_runtime_submitting_into_a_locked_database_gets_the_error(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "runs.db"
+
+    @flow
+    async def add(x: int) -> int:
+        return x + 1
+
+    with anyio.fail_after(10):
+        async with Runtime(store=SQLiteStore(db, busy_timeout=0.1)) as rt:
+            assert await (await rt.submit(add, 1)).result() == 2
+            with _exclusive_lock(db), pytest.raises(StoreLocked, match="is locked"):
+                await rt.submit(add, 2)
+            assert await (await rt.submit(add, 3)).result() == 4
+            assert len(await rt.list_flow_runs()) == 2
+
+
+async def test_read_only_database_refuses_writes_and_keeps_its_runs(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db)
+    await store.open()
+    kept = await _committed(store, 3)
+    await store.close()
+
+    read_only = SQLiteStore.from_url(f"sqlite:///{db}?mode=ro")
+    await read_only.open()
+    try:
+        await _assert_intact(read_only, kept)
+        with pytest.raises(StoreReadOnly) as caught:
+            await read_only.create_flow_run(_run(7))
+        assert str(db) in str(caught.value) and "read-only" in str(caught.value)
+        with pytest.raises(StoreReadOnly):
+            await read_only.set_state(kept[0].id, Running(), force=True)
+        await _assert_intact(read_only, kept)
+    finally:
+        await read_only.close()
+    with pytest.raises(StoreReadOnly):  # a Runtime cannot even register its lease
+        async with Runtime(store=f"sqlite:///{db}?mode=ro"):
+            pass
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+async def test_read_only_file_refuses_writes(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db)
+    await store.open()
+    kept = await _committed(store, 2)
+    await store.close()
+    db.chmod(0o444)
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        with pytest.raises(StoreReadOnly, match="read-only"):
+            await store.create_flow_run(_run(7))
+        await _assert_intact(store, kept)
+    finally:
+        await store.close()
+
+
+async def test_full_disk_fails_the_writes_and_keeps_what_was_committed(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db, pragmas={"max_page_count": 40})  # a "disk" of 40 pages
+    await store.open()
+    try:
+        kept: list[FlowRun] = []
+        with pytest.raises(StoreFull) as caught:
+            for _ in range(10_000):
+                kept.extend(await _committed(store, 1))
+        assert kept, "the page limit left no room for any run"
+        message = str(caught.value)
+        assert str(db) in message and "full" in message and "committed are kept" in message
+        # Still answering (and still full), never hanging; all committed runs readable.
+        with anyio.fail_after(5), pytest.raises(StoreFull):
+            await _committed(store, 1)
+        await _assert_intact(store, kept)
+    finally:
+        with anyio.fail_after(5):
+            await store.close()
+    reopened = SQLiteStore(db)
+    await _assert_intact(reopened, kept)
+
+
+async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_text("these are my notes, not a database\n" * 200)
+    store = SQLiteStore(bogus)
+    with pytest.raises(StoreCorrupt) as caught:
+        await store.open()
+    assert str(bogus) in str(caught.value) and "not a SQLite database" in str(caught.value)
+    with pytest.raises(StoreCorrupt):
+        async with Runtime(store=f"sqlite:///{bogus}"):
+            pass
+
+
+async def test_a_damaged_file_is_reported_corrupt(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db)
+    await store.open()
+    kept = await _committed(store, 50)
+    await store.close()
+    data = bytearray(db.read_bytes())
+    data[4096:] = b"\xab" * (len(data) - 4096)  # every page but the first (the header)
+    db.write_bytes(bytes(data))
+
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        with pytest.raises(StoreCorrupt) as caught:
+            await store.read_flow_run(kept[0].id)
+        assert str(db) in str(caught.value) and "corrupt" in str(caught.value)
+        with pytest.raises(StoreCorrupt):
+            await store.set_state(kept[1].id, Running(), force=True)
+    finally:
+        await store.close()
+
+    data[100:4096] = b"\xcd" * (4096 - 100)  # now the schema page too
+    db.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupt, match="corrupt"):
+        await SQLiteStore(db).open()
+
+
+async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    store = SQLiteStore(db)
+    await store.open()
+    await store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreSchemaError) as caught:
+        await SQLiteStore(db).open()
+    message = str(caught.value)
+    assert str(db) in message and "newer flowactor" in message and "99" in message
+
+
+async def test_another_applications_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+        conn.commit()
+    with pytest.raises(StoreSchemaError, match="not a flowactor store") as caught:
+        await SQLiteStore(db).open()
+    assert str(db) in str(caught.value)
