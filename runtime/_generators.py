@@ -26,7 +26,7 @@ def interrupted() -> bool:
     from .context import current_run_context
 
     ctx = current_run_context()
-    return ctx is not None and ctx.interrupt.flag.is_set()
+    return ctx is not None and ctx.interrupt.is_set()
 
 
 _GONE = (anyio.BrokenResourceError, anyio.ClosedResourceError)

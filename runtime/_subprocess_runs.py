@@ -9,6 +9,7 @@ the on_cancellation hooks and ends the run Cancelled), anything else is a crash
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -18,6 +19,7 @@ from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from .states import Cancelling, Pending
 
@@ -94,8 +96,6 @@ async def cancel_flow_run_process(process: BaseProcess, store: Store) -> None:
 
 
 def _replace_parameters(flow_run: FlowRun, parameters: dict[str, Any]) -> FlowRun:
-    import msgspec
-
     return msgspec.structs.replace(flow_run, parameters=dict(parameters))
 
 
@@ -117,10 +117,17 @@ async def _drive(url: str, entrypoint: str, flow_run: FlowRun) -> None:
         try:
             stored = await rt.store.read_flow_run(flow_run.id)
         except FlowRunNotFound:
-            stored = await rt.store.create_flow_run(flow_run)
+            # This process owns the run: if it dies, its lapsed lease lets recovery find it.
+            owned = msgspec.structs.replace(flow_run, owner=rt._owner_id)
+            stored = await rt.store.create_flow_run(owned)
         handle = await rt._submit(flow, dict(stored.parameters), flow_run=stored)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_sigterm, rt, handle.id)
+            if flow.isgenerator:
+                # Nobody in this process can consume its values: iterate it here so it runs
+                # (Prefect never iterates generator flows in a subprocess, so they do nothing).
+                with contextlib.suppress(Exception):
+                    await handle.result()
             await handle.wait()
             tg.cancel_scope.cancel()  # the run is over: stop listening for signals
 

@@ -42,14 +42,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a flow parameter (VALUE is JSON, or else a string); repeatable",
     )
-    run.add_argument("--store", default="memory://", help="store URL (default: memory://)")
+    run.add_argument(
+        "--store",
+        default=None,
+        help="store URL (default: $FLOWACTOR_STORE, else $FLOWACTOR_HOME/runs.db)",
+    )
     run.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     return parser
 
 
-async def _run(entrypoint: str, params: dict[str, Any], store: str) -> int:
+async def _run(entrypoint: str, params: dict[str, Any], store: str | None) -> int:
     flow = load_flow_from_entrypoint(entrypoint)
-    async with Runtime(store=store) as rt:
+    async with Runtime() if store is None else Runtime(store=store) as rt:
         handle = await rt.submit(flow, **params)
         state = await handle.wait()
         states = await rt.read_states(handle.id)
@@ -64,6 +68,17 @@ async def _run(entrypoint: str, params: dict[str, Any], store: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `flowactor` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # `flowactor bench ARGS` is `python -m benchmarks ARGS`
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a source checkout
+        try:
+            from benchmarks.cli import main as bench_main
+        except ImportError as exc:
+            print(f"flowactor bench: needs the benchmarks/ of a checkout ({exc})", file=sys.stderr)
+            return 2
+        return bench_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -29,14 +29,17 @@ class _Interrupt:
     """Set from the event loop when a run's attempt is over (timeout or cancel), read by its code.
 
     Sync flows run in threads that cannot be cancelled; they see this through `check_cancelled`.
+    A plain attribute is enough to signal across threads: `error` is written once, then read.
     """
 
-    flag: threading.Event = attrs.field(factory=threading.Event)
     error: BaseException | None = None
 
     def set(self, error: BaseException) -> None:
-        self.error = error
-        self.flag.set()
+        if self.error is None:
+            self.error = error
+
+    def is_set(self) -> bool:
+        return self.error is not None
 
 
 @attrs.frozen
@@ -97,8 +100,8 @@ def check_cancelled() -> None:
     returns. Long sync flows should call this now and then to stop early. A no-op outside a run.
     """
     ctx = _current.get()
-    if ctx is not None and ctx.interrupt.flag.is_set():
-        raise ctx.interrupt.error or CancelledRun("the flow run was cancelled")
+    if ctx is not None and ctx.interrupt.error is not None:
+        raise ctx.interrupt.error
 
 
 def interrupt_error(timeout: float | None) -> BaseException:

@@ -47,6 +47,7 @@ from .errors import (
     FlowPauseTimeout,
     FlowRunTimeoutError,
     ParameterTypeError,
+    StoreError,
 )
 from .parameters import call_args
 from .policy import Decision, Status
@@ -110,7 +111,8 @@ class BaseFlowRunEngine(Actor[Command]):
         assert record.flow_run.state is not None
         self.state: State = record.flow_run.state
         self._attempt = 0
-        self._attempt_done: anyio.Event | None = None
+        self._attempt_running = False
+        self._attempt_done: anyio.Event | None = None  # made only when someone waits for it
         self._interrupt: _Interrupt | None = None
         # Scopes of the child tasks doing this run's work (the attempt, a retry wait, a wait
         # for a concurrency slot). Cancelling the run cancels them all.
@@ -121,7 +123,6 @@ class BaseFlowRunEngine(Actor[Command]):
         self._pause_count = 0  # default pause keys "1", "2", ... per attempt
         self._subflow_count = 0  # subflow calls of the current attempt
         self._children: dict[str, _RunRecord] = {}  # by subflow call number, across attempts
-        self._lifetime = contextlib.ExitStack()  # closed when the run ends (initialize_run)
         self.deadline: anyio.CancelScope | None = None  # the current attempt's deadline
 
     # -- the mailbox --------------------------------------------------------------------------
@@ -129,39 +130,45 @@ class BaseFlowRunEngine(Actor[Command]):
         """Dispatch one command to its handler; commands for a finished attempt are dropped."""
         if self.record.finished:
             return self.state
-        match message:
-            case Begin():
-                await self.begin_run()
-            case Resolved(parameters=parameters, error=error):
-                await self._upstreams_resolved(parameters, error)
-            case Retry():
-                await self._propose_running()
-            case Succeed(attempt=n, value=value) if n == self._attempt:
-                await self.handle_success(value)
-            case Fail(attempt=n, error=error) if n == self._attempt:
-                await self.handle_exception(error)
-            case Timeout(attempt=n) if n == self._attempt:
-                seconds = self.flow.timeout_seconds or 0
-                await self.handle_timeout(
-                    FlowRunTimeoutError(f"Scope timed out after {seconds:g} second(s).")
-                )
-            case Crash(error=error, message=text):
-                await self.handle_crash(error, text)
-            case Cancel(message=text):
-                await self.handle_cancellation(text)
-            case Pause(key=key, timeout=timeout, reschedule=reschedule):
-                return await self.handle_pause(key, timeout, reschedule)
-            case PauseExpired(key=key):
-                await self.handle_pause_expired(key)
-            case Resume(run_input=run_input):
-                return await self.handle_resume(run_input)
+        try:
+            match message:
+                case Begin():
+                    await self.begin_run()
+                case Resolved(parameters=parameters, error=error):
+                    await self._upstreams_resolved(parameters, error)
+                case Retry():
+                    await self._propose_running()
+                case Succeed(attempt=n, value=value) if n == self._attempt:
+                    await self.handle_success(value)
+                case Fail(attempt=n, error=error) if n == self._attempt:
+                    await self.handle_exception(error)
+                case Timeout(attempt=n) if n == self._attempt:
+                    seconds = self.flow.timeout_seconds or 0
+                    await self.handle_timeout(
+                        FlowRunTimeoutError(f"Scope timed out after {seconds:g} second(s).")
+                    )
+                case Crash(error=error, message=text):
+                    await self.handle_crash(error, text)
+                case Cancel(message=text):
+                    await self.handle_cancellation(text)
+                case Pause(key=key, timeout=timeout, reschedule=reschedule):
+                    return await self.handle_pause(key, timeout, reschedule)
+                case PauseExpired(key=key):
+                    await self.handle_pause_expired(key)
+                case Resume(run_input=run_input):
+                    return await self.handle_resume(run_input)
+        except (StoreError, PersistTimeout) as exc:
+            self._abandon(exc)
         return self.state
 
     async def on_stop(self) -> None:
         """The actor is going away with the run unfinished: the owner is gone, so it crashed."""
         if not self.record.finished:
             reason = self.runtime._crash_reason
-            await self.handle_crash(CrashedRun(reason), reason)
+            try:
+                await self.handle_crash(CrashedRun(reason), reason)
+            except (StoreError, PersistTimeout) as exc:
+                self._abandon(exc)
 
     # -- handlers -------------------------------------------------------------------------
     async def begin_run(self) -> None:
@@ -197,6 +204,17 @@ class BaseFlowRunEngine(Actor[Command]):
         # A returned state is used as given (a returned Failed retries like a raise).
         state = value if isinstance(value, State) else Completed(data=value)
         self.record.value = value
+        if self.flow.persist_result and not isinstance(value, State):
+            from .errors import ResultEncodeError
+            from .results import encode_result
+
+            # Encode before proposing, so a value the store cannot keep fails the run here.
+            try:
+                state = Completed(data=encode_result(value, self.flow.result_serializer))
+            except ResultEncodeError as exc:
+                logger.error("Flow run %r: %s", self.flow_run.name, exc)
+                self.record.error = exc
+                state = Failed(message=str(exc), data=exc)
         decision = await self.set_state(state)
         await self._after_attempt(decision)
 
@@ -360,7 +378,7 @@ class BaseFlowRunEngine(Actor[Command]):
     async def call_flow_fn(self, attempt: int) -> None:
         """Run one attempt of the user function (child task) and tell the actor how it ended."""
         flow = self.flow
-        done = self._attempt_done = anyio.Event()
+        self._attempt_running, self._attempt_done = True, None
         outcome: Command
         deadline: anyio.CancelScope | None = None
         interrupt = None
@@ -381,7 +399,9 @@ class BaseFlowRunEngine(Actor[Command]):
                 raise  # a cancel request or the actor's teardown: their handlers decide the state
             outcome = Crash(exc)
         finally:
-            done.set()
+            self._attempt_running = False
+            if self._attempt_done is not None:
+                self._attempt_done.set()
         if isinstance(outcome, Timeout) and interrupt is not None:
             interrupt.set(interrupt_error(flow.timeout_seconds))
         # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
@@ -442,22 +462,18 @@ class BaseFlowRunEngine(Actor[Command]):
             retries=flow.retries,
             retry_delay_seconds=flow.retry_delay_seconds,
             entrypoint=flow.entrypoint,
+            owner=runtime._owner_id,
         )
         return await runtime.store.create_flow_run(run), name_error
 
     def start(self) -> None:
         """Begin the run: the first command in its mailbox (the runtime calls this on spawn)."""
-        self._lifetime.enter_context(self.initialize_run())
+        self.initialize_run()
         self.ref.tell_nowait(Begin())
 
-    @contextlib.contextmanager
-    def initialize_run(self) -> Iterator[None]:
-        """What the run holds for the actor's whole life, released when the run ends."""
+    def initialize_run(self) -> None:
+        """Take what the run holds for the actor's whole life; `_finish` gives it back."""
         self.setup_flow_run_suspension_request()
-        try:
-            yield
-        finally:
-            self.runtime._suspendable.pop(self.flow_run.id, None)
 
     def setup_flow_run_suspension_request(self) -> None:
         """Let `suspend_flow_run(flow_run_id=...)` reach this run from other code."""
@@ -532,7 +548,7 @@ class BaseFlowRunEngine(Actor[Command]):
         if decision.status is Status.WAIT:
             self._spawn(self._retry_after, decision.delay)
         elif decision.state.is_running():
-            self.record.began.set()
+            self.record.mark_began()
             self._attempt += 1
             self._spawn(self.call_flow_fn, self._attempt)
         elif decision.state.is_final():
@@ -582,11 +598,13 @@ class BaseFlowRunEngine(Actor[Command]):
     async def _wait_attempt_unwound(self) -> None:
         """After cancelling the attempt, give it a bounded moment to unwind (finally blocks,
         its own subflows). A sync flow's thread is abandoned at once: it cannot be stopped."""
-        done = self._attempt_done
-        if done is not None:
-            # Shielded: this also runs while the actor itself is being torn down (on_stop).
-            with anyio.move_on_after(self.runtime.cancel_grace, shield=True):
-                await done.wait()
+        if not self._attempt_running:
+            return
+        if self._attempt_done is None:
+            self._attempt_done = anyio.Event()
+        # Shielded: this also runs while the actor itself is being torn down (on_stop).
+        with anyio.move_on_after(self.runtime.cancel_grace, shield=True):
+            await self._attempt_done.wait()
 
     async def _retry_after(self, delay: float) -> None:
         await anyio.sleep(delay)
@@ -621,10 +639,26 @@ class BaseFlowRunEngine(Actor[Command]):
 
     def _stop_work(self, error: BaseException) -> None:
         """Cancel every piece of this run's work; a sync thread sees `error` via check_cancelled."""
-        if self._interrupt is not None and not self._interrupt.flag.is_set():
+        if self._interrupt is not None:
             self._interrupt.set(error)
         for scope in self._work:
             scope.cancel()
+
+    def _abandon(self, error: Exception) -> None:
+        """The store could not record this run's state: end the actor, never leave waiters hanging.
+
+        The waiters see Crashed (kept in memory only). The store still shows the last state it
+        committed; the run's owner lease lapses and recovery ends it Crashed there too.
+        """
+        logger.error(
+            "Flow run %r: its state could not be recorded (%s); it is left to recovery",
+            self.flow_run.name,
+            error,
+        )
+        self.record.error = error
+        message = f"The run's state could not be recorded: {error}"
+        self.state = Crashed(message=message, data=error)
+        self._finish()
 
     def _finish(self) -> None:
         """The run is final: wake its waiters, free its slot, end the actor."""
@@ -632,8 +666,8 @@ class BaseFlowRunEngine(Actor[Command]):
         if record.finished:
             return
         record.finished = True
-        record.began.set()
-        self._lifetime.close()
+        record.mark_began()
+        self.runtime._suspendable.pop(self.flow_run.id, None)  # what initialize_run set up
         record.state = self.state
         self._stop_work(CancelledRun("the flow run has finished"))
         self._release_slot()

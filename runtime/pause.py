@@ -139,7 +139,7 @@ async def _resume_suspended(rt: Runtime, flow_run_id: uuid.UUID, run_input: Any)
     if state.details.pause_key is not None:
         rt._run_inputs[(flow_run_id, state.details.pause_key)] = run_input
     handle = await rt._submit(flow, dict(run.parameters), flow_run=run)
-    await handle._record.began.wait()  # its first command proposes Running: a new attempt
+    await handle._record.wait_began()  # its first command proposes Running: a new attempt
     current = handle.flow_run.state
     assert current is not None
     return current

@@ -15,6 +15,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors import ActorStopped, ActorSystem
 
+from ._defaults import default_store
+from ._ownership import LeaseRenewal, release_ownership, take_ownership
 from .commands import Cancel, Crash
 from .context import current_run_context
 from .engine import engine_for
@@ -30,7 +32,7 @@ from .flows import Flow
 from .models import FlowRun
 from .parameters import bind_parameters
 from .states import Cancelled, Cancelling, State, StateType
-from .stores import MemoryStore, Store, open_store
+from .stores import Store, open_store
 
 __all__ = ["FlowRunHandle", "Runtime", "current_runtime"]
 
@@ -61,7 +63,8 @@ class _RunRecord:
     parameters: dict[str, Any]
     name_error: BaseException | None = None
     done: anyio.Event = attrs.field(factory=anyio.Event)
-    began: anyio.Event = attrs.field(factory=anyio.Event)  # Running was decided (or it ended)
+    began: bool = False  # Running was decided (or the run ended)
+    _began_event: anyio.Event | None = None  # made only when someone waits for `began`
     finished: bool = False
     state: State | None = None
     value: Any = _NO_VALUE
@@ -77,6 +80,17 @@ class _RunRecord:
     def __attrs_post_init__(self) -> None:
         if self.flow.isgenerator:
             self.items, self.item_receiver = anyio.create_memory_object_stream[Any](0)
+
+    def mark_began(self) -> None:
+        self.began = True
+        if self._began_event is not None:
+            self._began_event.set()
+
+    async def wait_began(self) -> None:
+        if not self.began:
+            if self._began_event is None:
+                self._began_event = anyio.Event()
+            await self._began_event.wait()
 
     def take_item_receiver(self) -> MemoryObjectReceiveStream[Any]:
         receiver = self.item_receiver
@@ -105,8 +119,11 @@ class FlowRunHandle:
 
     async def wait(self, timeout: float | None = None) -> State:  # noqa: ASYNC109
         """Wait for the final state; `TimeoutError` after `timeout` seconds (the run goes on)."""
-        with anyio.fail_after(timeout):
+        if timeout is None:
             await self._record.done.wait()
+        else:
+            with anyio.fail_after(timeout):
+                await self._record.done.wait()
         assert self._record.state is not None
         return self._record.state
 
@@ -190,10 +207,13 @@ class Runtime:
     Settings: `concurrency_limit` (runs executing at once; the rest wait in Pending),
     `thread_limit` (live threads for sync flows, abandoned ones included), `persist_timeout`
     (bound on any one state write, including shielded terminal writes), `hook_timeout`,
-    `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled).
+    `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
+    `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
+    least three times per lease; when it lapses, the next Runtime to open the store recovers
+    the runs). The store defaults to `$FLOWACTOR_STORE`, else `$FLOWACTOR_HOME/runs.db`.
     """
 
-    store: Store = attrs.field(default=attrs.Factory(MemoryStore), converter=open_store)
+    store: Store = attrs.field(default=attrs.Factory(default_store), converter=open_store)
     concurrency_limit: int | None = None
     thread_limit: int = 40
     persist_timeout: float = 10.0
@@ -201,6 +221,7 @@ class Runtime:
     cancel_grace: float = 5.0
     heartbeat_seconds: float = 10.0
     mailbox_size: int = 16
+    lease_seconds: float = 30.0
 
     _open: bool = attrs.field(default=False, init=False)
     _accepting: bool = attrs.field(default=False, init=False)
@@ -220,11 +241,12 @@ class Runtime:
     _crash_reason: str = attrs.field(
         default="Execution was cancelled by the runtime environment.", init=False
     )
+    _owner_id: uuid.UUID | None = attrs.field(default=None, init=False)  # this runtime's lease
 
     def __attrs_post_init__(self) -> None:
         if self.concurrency_limit is not None and self.concurrency_limit < 1:
             raise ValueError(f"concurrency_limit must be at least 1, got {self.concurrency_limit}")
-        for name in ("persist_timeout", "hook_timeout", "cancel_grace"):
+        for name in ("persist_timeout", "hook_timeout", "cancel_grace", "lease_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -235,10 +257,12 @@ class Runtime:
         if self._open:
             raise RuntimeError("this Runtime is already open")
         await self.store.open()
+        await self._take_ownership()
         self._threads = ThreadRunner(self.thread_limit)
         if self.concurrency_limit is not None:
             self._run_slots = anyio.Semaphore(self.concurrency_limit)
         stack = contextlib.AsyncExitStack()
+        await self._start_lease_renewal(stack)
         # on_stop of a run actor writes Crashed and runs its hooks: give it room for both.
         stop_timeout = self.persist_timeout * 2 + self.hook_timeout
         self._system = await stack.enter_async_context(
@@ -287,7 +311,34 @@ class Runtime:
             # Shielded and bounded: the store's last writes must be flushed even if we are
             # being cancelled, but a broken store must not hang the exit.
             with anyio.move_on_after(self.persist_timeout, shield=True):
+                await self._release_ownership()
                 await self.store.close()
+
+    async def _take_ownership(self) -> None:
+        """Register this runtime's lease and recover the runs of owners that stopped."""
+        try:
+            self._owner_id = await take_ownership(self.store, self.lease_seconds)
+        except BaseException:
+            # Shielded and bounded, like _close: the store opened above must be closed again.
+            with anyio.move_on_after(self.persist_timeout, shield=True):
+                await self.store.close()
+            raise
+
+    async def _start_lease_renewal(self, stack: contextlib.AsyncExitStack) -> None:
+        """One task renews the lease of this runtime (and so of all its runs)."""
+        assert self._owner_id is not None
+        interval = min(self.heartbeat_seconds, self.lease_seconds / 3)
+        renewal = LeaseRenewal(
+            self.store, self._owner_id, self.lease_seconds, interval, self.persist_timeout
+        )
+        # Entered before the actor system, so left after it: the lease stays renewed while
+        # unfinished runs still write their final states.
+        await stack.enter_async_context(renewal)
+
+    async def _release_ownership(self) -> None:
+        owner_id, self._owner_id = self._owner_id, None
+        if owner_id is not None:
+            await release_ownership(self.store, owner_id)
 
     async def shutdown(self, *, cancel: bool = False) -> None:
         """Stop accepting runs and wait for the unfinished ones (cancelling them if `cancel`).

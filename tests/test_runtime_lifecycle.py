@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import anyio
 import pytest
 
-from runtime import FINAL_STATES, Runtime, RuntimeClosed, StateType, flow
+from runtime import FINAL_STATES, MemoryStore, Runtime, RuntimeClosed, StateType, flow
+from runtime.errors import StoreFull
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +181,29 @@ async def test_cancelling_a_thousand_running_runs_leaves_none_unfinished() -> No
         assert len(runs) == 1_000
         assert all(r.state is not None and r.state.type in FINAL_STATES for r in runs)
         assert all(r.state is not None and r.state.is_cancelled() for r in runs)
+
+
+class _FailingFinalWrites(MemoryStore):
+    """A memory store whose disk 'fills up' when a run tries to record a final state."""
+
+    async def set_state(self, run_id: Any, state: Any, *, force: bool = False) -> Any:
+        if state.is_final():
+            raise StoreFull("database or disk is full", "test.db")
+        return await super().set_state(run_id, state, force=force)
+
+
+async def test_a_store_failure_mid_run_ends_the_run_and_never_hangs() -> None:
+    @flow
+    async def ok() -> int:
+        return 1
+
+    with anyio.fail_after(10):
+        async with Runtime(store=_FailingFinalWrites()) as rt:
+            h = await rt.submit(ok)
+            state = await h.wait()
+            assert state.is_crashed()
+            assert "could not be recorded" in (state.message or "")
+            with pytest.raises(StoreFull, match="full"):
+                await h.result()
+            # The store still shows the last state it committed; recovery will end it.
+            assert (await rt.read_flow_run(h.id)).state.is_running()  # type: ignore[union-attr]
