@@ -134,3 +134,42 @@ async def test_suspend_ends_the_actor_and_resume_reloads_the_flow_as_a_new_attem
         assert run.run_count == 2
         assert await names(rt, h.id) == ["Pending", "Running", "Suspended", "Running", "Completed"]
     assert suspending.attempts == [5, 5]
+
+
+async def test_suspend_another_run_by_id_stops_it_until_resumed() -> None:
+    started = anyio.Event()
+
+    @flow
+    async def worker() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with Runtime() as rt:
+        h = await rt.submit(worker)
+        await started.wait()
+        from runtime import suspend_flow_run
+
+        await suspend_flow_run(flow_run_id=h.id)
+        state = await h.wait()
+        assert state.name == "Suspended"
+        assert await names(rt, h.id) == ["Pending", "Running", "Suspended"]
+        with pytest.raises(LookupError):
+            await suspend_flow_run(flow_run_id=h.id)  # its actor is gone
+        await rt.cancel(h.id)  # a suspended run can still be cancelled from the store
+        assert (await rt.read_flow_run(h.id)).state.is_cancelled()  # type: ignore[union-attr]
+
+
+async def test_cancel_all_tasks_stops_the_attempt() -> None:
+    started = anyio.Event()
+
+    @flow
+    async def worker() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with Runtime() as rt:
+        h = await rt.submit(worker)
+        await started.wait()
+        rt._runs[h.id].engine.cancel_all_tasks()
+        await rt.cancel(h.id)
+        assert (await h.wait()).is_cancelled()
