@@ -16,7 +16,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from ._defaults import default_store
-from ._subprocess_runs import run_flow_in_subprocess
+from ._subprocess_runs import cancel_flow_run_process, run_flow_in_subprocess
 from .context import current_run_context
 from .engine import AsyncFlowRunEngine, BaseFlowRunEngine, FlowRunEngine
 from .errors import FlowRunTimeoutError
@@ -33,6 +33,7 @@ __all__ = [
     "BaseFlowRunEngine",
     "FlowRunEngine",
     "FlowRunTimeoutError",
+    "cancel_flow_run_process",
     "load_flow",
     "load_flow_and_flow_run",
     "load_flow_run",
