@@ -1,0 +1,18 @@
+"""The scenarios, in the order a full run measures them.
+
+Each module has `NAME`, `DESCRIPTION` and `run(session) -> ScenarioResult`, and holds the
+job functions its measurement processes run.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import backends, cancel, floor, latency, memory, prefect, sync, throughput
+
+__all__ = ["SCENARIOS"]
+
+SCENARIOS: dict[str, ModuleType] = {
+    module.NAME: module
+    for module in (throughput, floor, latency, sync, cancel, memory, backends, prefect)
+}

@@ -1,0 +1,54 @@
+"""`backends`: throughput on asyncio, asyncio + uvloop and trio, side by side.
+
+The `throughput` job at one N on each backend, with the floor on the same backend, so each
+line also says how far flowactor is from what that backend allows.
+"""
+
+from __future__ import annotations
+
+from .. import loops
+from ..model import BACKENDS, Figure, ScenarioResult
+from ..session import Session
+from . import floor, throughput
+from ._common import add_ratio
+
+__all__ = ["DESCRIPTION", "NAME", "run"]
+
+NAME = "backends"
+DESCRIPTION = "throughput on asyncio, asyncio + uvloop and trio, each with its own floor"
+SIZES = (10_000,)
+
+FIGURES = (
+    Figure("runs_per_s", "runs/s"),
+    Figure("us_per_run", "µs per run", "µs", ",.1f"),
+    Figure("floor_us_per_run", "floor µs per run", "µs", ",.1f"),
+    Figure("ratio", "flowactor / floor", "x", ",.2f"),
+    Figure("vs_asyncio", "runs/s vs asyncio", "x", ",.2f"),
+)
+
+
+def run(session: Session) -> ScenarioResult:
+    """Measure flowactor and the floor on every available backend."""
+    config = session.config
+    result = ScenarioResult(NAME, DESCRIPTION, chart="runs_per_s")
+    for backend in BACKENDS:
+        problem = loops.available(backend)
+        if problem is not None:
+            result.notes.append(f"{backend} skipped: {problem}")
+    for store in config.stores:
+        for n in config.sizes(SIZES):
+            baseline = None
+            for backend in BACKENDS:
+                if loops.available(backend) is not None:
+                    continue
+                row = throughput.measure_flowactor(session, n, store, backend)
+                row.scenario, row.figures = NAME, FIGURES
+                floor_row = floor.measure_floor(session, n, store, backend)
+                for round_, other in zip(row.rounds, floor_row.rounds, strict=False):
+                    round_["floor_us_per_run"] = other["us_per_run"]
+                add_ratio(row, "ratio", row.rounds, floor_row.rounds, "wall_s")
+                if baseline is None:
+                    baseline = row
+                add_ratio(row, "vs_asyncio", row.rounds, baseline.rounds, "runs_per_s")
+                result.rows.append(row)
+    return result

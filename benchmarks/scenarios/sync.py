@@ -1,0 +1,29 @@
+"""`sync`: N trivial sync flow runs submitted at once; each runs in a worker thread.
+
+Same shape as `throughput` (N clients, each submits and awaits its result), with the runtime's
+default thread limit. No target of its own: Prefect's sync flows are compared in `prefect`.
+"""
+
+from __future__ import annotations
+
+from ..model import ScenarioResult
+from ..session import Session
+from . import throughput
+
+__all__ = ["DESCRIPTION", "NAME", "run"]
+
+NAME = "sync"
+DESCRIPTION = "N trivial sync flow runs at once, each in a worker thread"
+SIZES = (1_000, 10_000)
+
+
+def run(session: Session) -> ScenarioResult:
+    """Measure sync flows at every size on every selected store."""
+    config = session.config
+    result = ScenarioResult(NAME, DESCRIPTION, chart="runs_per_s")
+    for store in config.stores:
+        for n in config.sizes(SIZES, smoke=(50,)):
+            row = throughput.measure_flowactor(session, n, store, config.backend, flow="sync")
+            row.scenario = NAME
+            result.rows.append(row)
+    return result

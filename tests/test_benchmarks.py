@@ -1,0 +1,162 @@
+"""Smoke tests of the benchmark harness: every scenario, tiny, in fresh processes.
+
+Each run goes through the real command line (`benchmarks.cli.main`), so the subprocess
+protocol, the JSON document and the target checks are all exercised. Targets may PASS or FAIL
+here (tiny N on a busy machine); what must hold is that every run of every round completed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import cli, stores
+from benchmarks.isolate import JobFailed, run_job
+from benchmarks.measure import percentile
+from benchmarks.model import Summary, Target
+from benchmarks.scenarios import SCENARIOS
+
+SIZED = ["throughput", "floor", "latency", "sync", "cancel", "memory"]
+STORES = ["memory"] + (["sqlite"] if stores.unavailable("sqlite") is None else [])
+
+
+def _run(tmp: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    out = tmp / "results.json"
+    code = cli.main(["--smoke", "--no-progress", "--json", str(out), *args])
+    return code, json.loads(out.read_text())
+
+
+def _check_document(document: dict[str, Any], names: list[str]) -> None:
+    assert document["schema"] == "flowactor-bench/1"
+    assert {"cpu_count", "cpus_usable", "platform", "memory_gib"} <= document["machine"].keys()
+    assert {"python", "anyio", "flowactor", "sqlite"} <= document["versions"].keys()
+    assert {"fingerprint_start", "fingerprint_end", "changed_during_run"} <= set(document["source"])
+    assert document["parameters"]["rounds"] == 1
+    assert document["parameters"]["smoke"] is True
+    assert [s["name"] for s in document["scenarios"]] == names
+    for scenario in document["scenarios"]:
+        if scenario["skipped"]:
+            continue
+        assert scenario["rows"], scenario["name"]
+        for row in scenario["rows"]:
+            where = f"{scenario['name']} / {row['case']}: {row['errors']}"
+            assert row["completed"] is True, where
+            assert not row["errors"], where
+            assert len(row["rounds"]) == 1, where
+            assert all(r["ok"] is True for r in row["rounds"]), where
+            for figure in row["figures"]:
+                stats = row["summary"][figure["key"]]
+                assert stats["median"] is not None, (where, figure["key"])
+                assert stats["min"] <= stats["median"] <= stats["max"]
+            for target in row["targets"]:
+                assert target["result"] in {"PASS", "FAIL"}
+                assert target["value"] is not None
+
+
+@pytest.fixture(scope="module")
+def asyncio_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("bench-asyncio")
+    store_args = [a for s in STORES for a in ("--store", s)]
+    return _run(tmp, *SIZED, *store_args)
+
+
+def test_every_sized_scenario_completes_on_asyncio(
+    asyncio_run: tuple[int, dict[str, Any]],
+) -> None:
+    code, document = asyncio_run
+    assert code == 0
+    _check_document(document, SIZED)
+    assert document["parameters"]["stores"] == STORES
+    by_name = {s["name"]: s for s in document["scenarios"]}
+    # The checks each scenario makes against its target.
+    assert [t["metric"] for t in by_name["throughput"]["rows"][0]["targets"]] == ["runs_per_s"]
+    assert by_name["floor"]["rows"][0]["summary"]["ratio"]["median"] > 0
+    assert by_name["cancel"]["rows"][0]["rounds"][0]["completed"] == 100
+    memory = by_name["memory"]["rows"]
+    assert [r["case"].split(" · ")[0] for r in memory[:2]] == ["flowactor", "floor"]
+    assert memory[0]["targets"][0]["metric"] == "kib_above_floor"
+
+
+def test_every_sized_scenario_completes_on_trio(tmp_path: Path) -> None:
+    code, document = _run(tmp_path, *SIZED, "--backend", "trio")
+    assert code == 0
+    _check_document(document, SIZED)
+    rows = [row for s in document["scenarios"] for row in s["rows"]]
+    assert all(row["params"]["backend"] == "trio" for row in rows)
+
+
+def test_backends_side_by_side(tmp_path: Path) -> None:
+    code, document = _run(tmp_path, "backends", "--runs", "100")
+    assert code == 0
+    _check_document(document, ["backends"])
+    rows = document["scenarios"][0]["rows"]
+    assert [row["params"]["backend"] for row in rows] == ["asyncio", "uvloop", "trio"]
+    assert rows[0]["summary"]["vs_asyncio"]["median"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("prefect") is not None, reason="prefect installed")
+def test_prefect_is_skipped_when_not_installed(tmp_path: Path) -> None:
+    code, document = _run(tmp_path, "prefect")
+    assert code == 0
+    (scenario,) = document["scenarios"]
+    assert "not installed" in scenario["skipped"]
+    assert scenario["rows"] == []
+
+
+def test_plot(asyncio_run: tuple[int, dict[str, Any]], tmp_path: Path) -> None:
+    from benchmarks.plot import MissingExtra, write_plot
+
+    _, document = asyncio_run
+    out = tmp_path / "chart.png"
+    if importlib.util.find_spec("matplotlib") is None:
+        with pytest.raises(MissingExtra, match="matplotlib"):
+            write_plot(document, out)
+        assert cli.main(["--smoke", "--plot", str(out), "throughput"]) == 2
+    else:
+        write_plot(document, out)
+        assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_unavailable_store_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "unavailable", lambda store: f"no {store} store here")
+    assert cli.main(["--smoke", "--store", "sqlite", "throughput"]) == 2
+    assert "--store sqlite: no sqlite store here" in capsys.readouterr().err
+
+
+def test_a_stalled_process_is_killed() -> None:
+    job = "benchmarks.isolate:idle_job"
+    assert run_job(job, {"seconds": 0.1}, stall=5.0)["ok"] is True
+    with pytest.raises(JobFailed, match=r"stalled: no progress for 0\.5 s"):
+        run_job(job, {"seconds": 30}, stall=0.5)
+
+
+def test_usage_errors() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nonsense"])
+    assert exc.value.code == 2
+
+
+def test_flowactor_bench_forwards(capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime.cli import main as flowactor_main
+
+    with pytest.raises(SystemExit) as exc:
+        flowactor_main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "python -m benchmarks" in out
+    assert all(name in out for name in SCENARIOS)
+
+
+def test_statistics() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert percentile([5.0], 99) == 5.0
+    summary = Summary.of([3.0, 1.0, 2.0])
+    assert (summary.median, summary.min, summary.max) == (2.0, 1.0, 3.0)
+    assert Target("x", ">=", 2.0, "x >= 2").holds(2.0)
+    assert not Target("x", "<", 2.0, "x < 2").holds(2.0)
