@@ -676,6 +676,11 @@ class BaseFlowRunEngine(Actor[Command]):
             record.items.close()  # a generator run's consumer sees the end of its values
         record.done.set()
         self.ref.stop()
+        # Break the record <-> actor cycle: a finished run's memory goes back at once rather
+        # than at the next full garbage collection (which dominates at thousands of runs).
+        record.engine = None
+        self._work.clear()
+        self.deadline = None
 
 
 class AsyncFlowRunEngine(BaseFlowRunEngine):
