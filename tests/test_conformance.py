@@ -356,3 +356,102 @@ async def test_w7_sync_timeout_recorded_at_the_deadline_not_when_the_thread_retu
         with pytest.raises(FlowRunTimeoutError):
             await h.result()
         release.set()
+
+
+# -- subflows, generators, naming (section 4, continued) ------------------------------------
+async def test_c104_c105_gathered_and_recursive_subflows() -> None:
+    @flow
+    async def ident(x: int) -> int:
+        return x
+
+    @flow
+    async def recurse(n: int) -> int:
+        return n if n <= 1 else n + await recurse(n - 1)
+
+    @flow
+    async def gather_five() -> list[int]:
+        results: dict[int, int] = {}
+
+        async def one(i: int) -> None:
+            results[i] = await ident(i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(one, i)
+        return [results[i] for i in range(5)]
+
+    async with Runtime() as rt:
+        assert await (await rt.submit(gather_five)).result() == [0, 1, 2, 3, 4]
+        assert await (await rt.submit(recurse, 5)).result() == 15
+        assert len(await rt.list_flow_runs(flow_name="recurse")) == 5
+
+
+async def test_c118_c119_generator_retries_emit_again_and_a_clean_finish_does_not() -> None:
+    from collections.abc import AsyncIterator
+
+    @flow(retries=2)
+    async def always_fails() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("after two")
+
+    @flow(retries=2)
+    async def fine() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+
+    async with Runtime() as rt:
+        seen: list[int] = []
+        with pytest.raises(ValueError, match="after two"):
+            async for value in (await rt.submit(always_fails)).stream():
+                seen.append(value)
+        assert seen == [1, 2, 1, 2, 1, 2]
+        h = await rt.submit(fine)
+        assert [v async for v in h.stream()] == [1, 2]
+        assert (await rt.read_flow_run(h.id)).run_count == 1
+
+
+def test_c121_return_state_on_a_generator_flow_is_refused() -> None:
+    from collections.abc import Iterator
+
+    @flow
+    def gen() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(ValueError, match="must be 'result'"):
+        list(gen(return_state=True))  # type: ignore[call-overload]
+
+
+async def test_c124_c128_name_templates_use_defaults_and_each_call_names_again() -> None:
+    calls = 0
+
+    def namer() -> str:
+        nonlocal calls
+        calls += 1
+        return f"call-{calls}"
+
+    @flow(flow_run_name="hi-{foo}-{bar}")
+    async def greet(bar: str, foo: str = "one") -> None:
+        pass
+
+    async with Runtime() as rt:
+        assert (await rt.submit(greet, "two")).flow_run.name == "hi-one-two"
+        named = greet.with_options(flow_run_name=namer)
+        first = await rt.submit(named, "x")
+        second = await rt.submit(named, "y")
+        assert (first.flow_run.name, second.flow_run.name) == ("call-1", "call-2")
+
+
+async def test_c147_statements_after_an_expired_pause_never_run() -> None:
+    from runtime import pause_flow_run
+
+    after: list[str] = []
+
+    @flow
+    async def pauses() -> None:
+        await pause_flow_run(timeout=0.05)
+        after.append("ran")
+
+    async with Runtime() as rt:
+        assert (await (await rt.submit(pauses)).wait()).is_failed()
+    assert after == []
