@@ -128,8 +128,13 @@ class Mailbox(Generic[T]):
                 return self._held.pop()
             try:
                 item = self._receive.receive_nowait()
+                empty = False
             except anyio.WouldBlock:
-                # Sleep on the user lane; put_system wakes us while _sleeping is set.
+                empty = True
+            if empty:
+                # Sleep on the user lane; put_system wakes us while _sleeping is set. (Not
+                # inside the except block: a task sleeping there keeps the exception and its
+                # traceback alive, for every idle actor.)
                 self._sleeping = True
                 try:
                     item = await self._receive.receive()
