@@ -118,6 +118,14 @@ class BaseFlowRunEngine(Actor[Command]):
         # for a concurrency slot). Cancelling the run cancels them all.
         self._work: set[anyio.CancelScope] = set()
         self._holds_slot = False
+        # persist_result and log_prints left unset (None) on a subflow follow its parent's run:
+        # this engine is built in the caller's context, so the current run is the parent.
+        from .context import current_run_context
+
+        parent = current_run_context()
+        self._log_prints = _inherit(self.flow.log_prints, parent.log_prints if parent else None)
+        parent_persist = parent.engine._persist_result if parent and parent.engine else None
+        self._persist_result = _inherit(self.flow.persist_result, parent_persist)
         self._resolved = False
         self._resumed: anyio.Event | None = None  # set when a paused run is resumed
         self._pause_count = 0  # default pause keys "1", "2", ... per attempt
@@ -204,7 +212,7 @@ class BaseFlowRunEngine(Actor[Command]):
         # A returned state is used as given (a returned Failed retries like a raise).
         state = value if isinstance(value, State) else Completed(data=value)
         self.record.value = value
-        if self.flow.persist_result and not isinstance(value, State):
+        if self._persist_result and not isinstance(value, State):
             from .errors import ResultEncodeError
             from .results import encode_result
 
@@ -458,7 +466,8 @@ class BaseFlowRunEngine(Actor[Command]):
             parameters=parameters,
             state=Pending(),
             parent_flow_run_id=parent.flow_run.id if parent is not None else None,
-            tags=flow.tags,
+            # A subflow's tags are its own plus its parent's (as Prefect's tags() contexts).
+            tags=_union(flow.tags, parent.flow_run.tags if parent is not None else ()),
             retries=flow.retries,
             retry_delay_seconds=flow.retry_delay_seconds,
             entrypoint=flow.entrypoint,
@@ -505,7 +514,7 @@ class BaseFlowRunEngine(Actor[Command]):
 
     # -- internals ------------------------------------------------------------------------
     def _context(self) -> RunContext:
-        log_prints = bool(self.flow.log_prints)
+        log_prints = self._log_prints
         return RunContext(
             flow=self.flow,
             flow_run=self.flow_run,
@@ -721,6 +730,14 @@ def _iterate_call(
     make: Callable[[], Any], items: Any, deadline: anyio.CancelScope, token: Any
 ) -> Any:
     return iterate_sync(make(), items, deadline, token)
+
+
+def _inherit(own: bool | None, parents: bool | None) -> bool:
+    return bool(parents) if own is None else own
+
+
+def _union(own: tuple[str, ...], inherited: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*own, *inherited)))
 
 
 def engine_for(flow: Flow[..., Any]) -> type[BaseFlowRunEngine]:

@@ -178,3 +178,49 @@ async def test_concurrent_subflows_run_concurrently() -> None:
     async with Runtime() as rt:
         with anyio.fail_after(5):
             assert (await (await rt.submit(fan_out)).wait()).is_completed()
+
+
+async def test_subflows_inherit_log_prints_persist_result_and_tags(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    @flow
+    async def child() -> None:
+        print("from the child")
+
+    @flow(log_prints=True, tags=["team-a"])
+    async def parent() -> None:
+        await child()
+
+    with caplog.at_level(logging.INFO, logger="flowactor.flow_runs"):
+        async with Runtime() as rt:
+            await (await rt.submit(parent)).wait()
+            (run,) = await rt.list_flow_runs(flow_name="child")
+            assert "team-a" in run.tags
+    assert any("from the child" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_subflow_inherits_persist_result_unless_it_sets_its_own() -> None:
+    # Observable through encoding: a value JSON cannot hold fails only a persisting run.
+    @flow
+    async def inherits() -> object:
+        return object()
+
+    @flow(persist_result=False)
+    async def opts_out() -> object:
+        return object()
+
+    @flow(persist_result=True)
+    async def parent() -> None:
+        await opts_out()
+        await inherits()
+
+    async with Runtime() as rt:
+        state = await (await rt.submit(parent)).wait()
+        assert state.is_failed()
+        (kept,) = await rt.list_flow_runs(flow_name="inherits")
+        (not_kept,) = await rt.list_flow_runs(flow_name="opts-out")
+        assert kept.state is not None and kept.state.is_failed()
+        assert "object" in (kept.state.message or "")
+        assert not_kept.state is not None and not_kept.state.is_completed()
