@@ -255,8 +255,14 @@ async def _run_owned(
         message = "Execution was cancelled by the runtime environment."
         if not isinstance(exc, anyio.get_cancelled_exc_class()):
             message = f"The caller of the flow was interrupted: {type(exc).__name__}"
-        rt._crash_run(handle.id, exc, message)
-        # The run's actor writes the Crashed state in a task the runtime owns; here we only
+        parent = current_run_context()
+        parent_engine = parent.engine if parent is not None else None
+        if parent_engine is not None and parent_engine.record.cancel_requested:
+            # The parent run is being cancelled: its subflow is cancelled too, not crashed.
+            rt._tell_cancel(handle._record, "The parent flow run was cancelled.")
+        else:
+            rt._crash_run(handle.id, exc, message)
+        # The run's actor writes its final state in a task the runtime owns; here we only
         # give it a bounded, shielded moment so the caller usually sees it done. (A native
         # asyncio Task.cancel() may cut this wait short; the write happens regardless.)
         with anyio.move_on_after(rt.persist_timeout, shield=True):

@@ -455,3 +455,26 @@ async def test_c147_statements_after_an_expired_pause_never_run() -> None:
     async with Runtime() as rt:
         assert (await (await rt.submit(pauses)).wait()).is_failed()
     assert after == []
+
+
+async def test_c77_cancelling_a_parent_cancels_its_running_subflow() -> None:
+    started = anyio.Event()
+    hooks: list[str] = []
+
+    @flow(on_cancellation=[lambda f, r, s: hooks.append("child")])
+    async def child() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    @flow(on_cancellation=[lambda f, r, s: hooks.append("parent")])
+    async def parent() -> None:
+        await child()
+
+    async with Runtime() as rt:
+        h = await rt.submit(parent)
+        await started.wait()
+        assert await h.cancel() is True
+        (run,) = await rt.list_flow_runs(flow_name="child")
+        assert run.state is not None and run.state.is_cancelled()
+        assert await history(rt, run.id) == ["Pending", "Running", "Cancelling", "Cancelled"]
+    assert sorted(hooks) == ["child", "parent"]
