@@ -40,7 +40,14 @@ from .commands import (
     Succeed,
     Timeout,
 )
-from .context import RunContext, _current, _Interrupt, install_print_hook, interrupt_error
+from .context import (
+    RunContext,
+    _current,
+    _Interrupt,
+    current_run_context,
+    install_print_hook,
+    interrupt_error,
+)
 from .errors import (
     CancelledRun,
     CrashedRun,
@@ -120,8 +127,6 @@ class BaseFlowRunEngine(Actor[Command]):
         self._holds_slot = False
         # persist_result and log_prints left unset (None) on a subflow follow its parent's run:
         # this engine is built in the caller's context, so the current run is the parent.
-        from .context import current_run_context
-
         parent = current_run_context()
         self._log_prints = _inherit(self.flow.log_prints, parent.log_prints if parent else None)
         parent_persist = parent.engine._persist_result if parent and parent.engine else None
@@ -451,7 +456,6 @@ class BaseFlowRunEngine(Actor[Command]):
 
         A run inside another run's context is that run's child (its parent id is recorded).
         """
-        from .context import current_run_context
         from .models import FlowRun
         from .runtime import _run_name
 

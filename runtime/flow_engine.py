@@ -85,17 +85,13 @@ async def send_heartbeats_async(engine: BaseFlowRunEngine) -> AsyncIterator[None
 
     No task or thread per run, and leaving waits for nothing (Prefect joins a thread here).
     """
-    beating = engine.runtime._heartbeating
-    beating.add(engine.flow_run.id)
-    try:
+    with send_heartbeats_sync(engine):
         yield
-    finally:
-        beating.discard(engine.flow_run.id)
 
 
 @contextlib.contextmanager
 def send_heartbeats_sync(engine: BaseFlowRunEngine) -> Iterator[None]:
-    """The same as `send_heartbeats_async`, for sync code."""
+    """The same as `send_heartbeats_async`, for sync code (which it serves too)."""
     beating = engine.runtime._heartbeating
     beating.add(engine.flow_run.id)
     try:

@@ -13,7 +13,7 @@ import cattrs
 
 from .errors import ParameterTypeError
 
-__all__ = ["bind_parameters", "call_args", "validate_parameters"]
+__all__ = ["bind_parameters", "call_args", "structure", "validate_parameters"]
 
 _converter = cattrs.Converter()
 
@@ -66,6 +66,11 @@ def call_args(
         return (), parameters
     bound = inspect.BoundArguments(shape.signature, dict(parameters))
     return bound.args, bound.kwargs
+
+
+def structure(value: Any, hint: Any) -> Any:
+    """`value` converted to the type `hint` with the converter parameters are validated with."""
+    return _converter.structure(value, hint)
 
 
 def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,12 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
-import cattrs
 
 from ._generators import paused_deadline
 from .commands import Pause, PauseExpired, Resume
 from .context import get_run_context
 from .errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, RuntimeClosed
+from .parameters import structure
 from .states import State
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["pause_flow_run", "resume_flow_run", "suspend_flow_run"]
 
 T = TypeVar("T")
-_converter = cattrs.Converter()
 
 
 @overload
@@ -168,7 +167,7 @@ def _validated(engine: BaseFlowRunEngine, key: str, wait_for_input: type[Any] | 
     if wait_for_input is None:
         return None
     try:
-        return _converter.structure(value, wait_for_input)
+        return structure(value, wait_for_input)
     except Exception as exc:
         name = getattr(wait_for_input, "__name__", repr(wait_for_input))
         raise TypeError(f"the resume input {value!r} is not a valid {name}: {exc}") from exc
