@@ -68,3 +68,10 @@ class Actor(abc.ABC, Generic[MsgT]):
 
     async def on_stop(self) -> None:
         """Called once when this instance stops, whatever the reason; shielded and bounded."""
+
+    def needs_on_stop(self) -> bool:
+        """Whether ``on_stop`` has work to do now (skipping it saves a shielded scope per stop).
+
+        By default: whenever a subclass defines ``on_stop``.
+        """
+        return type(self).on_stop is not Actor.on_stop

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskGroup
+from anyio.lowlevel import checkpoint
 
 from ._actor import Actor
 from ._dead_letter import DeadLetter
@@ -106,7 +107,10 @@ class ActorCell:
     async def run(self) -> None:
         """The actor's task: incarnations until it stops, then dispose of leftover mail."""
         try:
-            await self._supervise()
+            while True:
+                failure = await self._incarnate()
+                if failure is None or not self._restart_after(failure):
+                    return
         except BaseException as exc:
             if isinstance(exc, self.system._cancelled_exc):
                 raise
@@ -115,25 +119,22 @@ class ActorCell:
         finally:
             self._terminate()
 
-    async def _supervise(self) -> None:
-        while True:
-            failure = await self._incarnate()
-            if failure is None:
-                return
-            if not isinstance(failure, Exception):
-                raise failure
-            if self._supervisor is None:
-                self._supervisor = Supervisor(self._supervision)
-            directive = self._supervisor.decide(anyio.current_time())
-            if directive is Directive.RESTART and not self.stopping:
-                logger.warning("actor %r failed; restarting it", self.name, exc_info=failure)
-                continue
-            if directive is Directive.ESCALATE:
-                logger.error("actor %r failed; escalating", self.name, exc_info=failure)
-                self.system._escalate(self.name, failure)
-            else:
-                logger.error("actor %r failed; stopping it", self.name, exc_info=failure)
-            return
+    def _restart_after(self, failure: BaseException) -> bool:
+        """Apply the supervision strategy to a failed incarnation: True to run a new one."""
+        if not isinstance(failure, Exception):
+            raise failure
+        if self._supervisor is None:
+            self._supervisor = Supervisor(self._supervision)
+        directive = self._supervisor.decide(anyio.current_time())
+        if directive is Directive.RESTART and not self.stopping:
+            logger.warning("actor %r failed; restarting it", self.name, exc_info=failure)
+            return True
+        if directive is Directive.ESCALATE:
+            logger.error("actor %r failed; escalating", self.name, exc_info=failure)
+            self.system._escalate(self.name, failure)
+        else:
+            logger.error("actor %r failed; stopping it", self.name, exc_info=failure)
+        return False
 
     async def _incarnate(self) -> BaseException | None:
         """Run one instance from on_start to on_stop; return its failure, if any."""
@@ -153,8 +154,7 @@ class ActorCell:
                 children.cancel_scope.cancel()
         finally:
             self._children = None
-            # Skipping the default (empty) hook saves a cancel scope per actor.
-            if type(actor).on_stop is not Actor.on_stop:
+            if actor.needs_on_stop():
                 await self._call_on_stop(actor)
         return self._failure
 
@@ -169,10 +169,24 @@ class ActorCell:
                     raise
                 self._fail(exc)
                 return
-        get = self.mailbox.get
+        mailbox = self.mailbox
         receive = actor.receive
+        waited = True  # the task has just been scheduled: no need to yield before the first item
         while True:
-            item = await get()
+            try:
+                item = mailbox.get_nowait()
+            except anyio.WouldBlock:
+                item = await mailbox.next()  # sleeps until an item comes
+            else:
+                if not waited and item is not STOP:
+                    # One scheduling point between two messages, so that a busy actor stays
+                    # fair to the rest of the loop. Cancelled here, the item goes back first.
+                    try:
+                        await checkpoint()
+                    except BaseException:
+                        mailbox.unget(item)
+                        raise
+            waited = False
             if item is STOP:
                 # Nothing more will be handled: refuse new mail now, not after on_stop.
                 self._close_mailbox()

@@ -121,6 +121,27 @@ class Mailbox(Generic[T]):
     async def get(self) -> T:
         """Take the next item: system items first, then user items in order."""
         await checkpoint()  # one scheduling point per item, so a busy consumer stays fair
+        return await self.next()
+
+    def get_nowait(self) -> T:
+        """Take the next item without waiting; ``anyio.WouldBlock`` if both lanes are empty."""
+        if self._system:
+            return self._system.popleft()
+        if self._held:
+            return self._held.pop()
+        while True:
+            item = self._receive.receive_nowait()
+            if isinstance(item, _Parked):
+                return item.item
+            if not isinstance(item, _Wake):
+                return item
+
+    async def next(self) -> T:
+        """Like ``get`` but without the scheduling point when an item is ready.
+
+        For a consumer that yields elsewhere (the actor loop checkpoints once per handled
+        message unless it has just waited).
+        """
         while True:
             if self._system:
                 return self._system.popleft()
@@ -149,6 +170,10 @@ class Mailbox(Generic[T]):
                 self._held.append(item)
                 continue
             return item
+
+    def unget(self, item: T) -> None:
+        """Put back an item just taken, to be served next (its consumer was interrupted)."""
+        self._held.append(item)
 
     def close(self) -> list[T]:
         """Close both lanes and return every item still queued, for the caller to dispose of.

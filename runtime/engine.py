@@ -10,9 +10,11 @@ flows) or in a worker thread (sync flows) and reports how it ended by telling th
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
+import types
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -119,6 +121,7 @@ class BaseFlowRunEngine(Actor[Command]):
         self.state: State = record.flow_run.state
         self._attempt = 0
         self._attempt_running = False
+        self._attempt_stopped = False  # the current attempt was cancelled by _stop_work
         self._attempt_done: anyio.Event | None = None  # made only when someone waits for it
         self._interrupt: _Interrupt | None = None
         # Scopes of the child tasks doing this run's work (the attempt, a retry wait, a wait
@@ -173,6 +176,10 @@ class BaseFlowRunEngine(Actor[Command]):
         except (StoreError, PersistTimeout) as exc:
             self._abandon(exc)
         return self.state
+
+    def needs_on_stop(self) -> bool:
+        """Only an unfinished run has anything to do when its actor stops."""
+        return not self.record.finished
 
     async def on_stop(self) -> None:
         """The actor is going away with the run unfinished: the owner is gone, so it crashed."""
@@ -364,57 +371,73 @@ class BaseFlowRunEngine(Actor[Command]):
     @contextlib.contextmanager
     def setup_run_context(self) -> Iterator[RunContext]:
         """Make this run the current one for the code inside (a fresh context per attempt)."""
-        ctx = self._context()
-        self._interrupt = ctx.interrupt
-        self._pause_count = self._subflow_count = 0
-        if ctx.log_prints:
-            install_print_hook()
+        ctx = self._enter_run_context()
         reset = _current.set(ctx)
         try:
             yield ctx
         finally:
             _current.reset(reset)
 
-    @contextlib.contextmanager
-    def run_context(self) -> Iterator[tuple[RunContext, anyio.CancelScope]]:
-        """One attempt's surroundings: its run context, its deadline and its heartbeat.
+    def _enter_run_context(self) -> RunContext:
+        """A fresh run context for a new attempt, and the attempt's counters reset."""
+        ctx = self._context()
+        self._interrupt = ctx.interrupt
+        self._pause_count = self._subflow_count = 0
+        if ctx.log_prints:
+            install_print_hook()
+        return ctx
 
-        The deadline is the attempt's timeout. Leaving it disarms it, before any terminal
-        write, so a run that returns just in time is never turned into TimedOut afterwards.
+    def run_context(
+        self, scope: anyio.CancelScope | None = None
+    ) -> contextlib.AbstractContextManager[tuple[RunContext, anyio.CancelScope]]:
+        """One attempt's surroundings: its run context, its cancel scope and its heartbeat.
+
+        The scope (a new one if not given) carries the attempt's deadline, `timeout_seconds`
+        from entering. Leaving it disarms the deadline before any terminal write, so a run
+        that returns just in time is never turned into TimedOut afterwards.
         """
-        from .flow_engine import send_heartbeats_sync
+        if scope is None:
+            scope = anyio.CancelScope()
+        timeout = self.flow.timeout_seconds
+        if timeout is not None:
+            scope.deadline = anyio.current_time() + timeout
+        self.deadline = scope
+        return _Attempt(self, scope)
 
-        deadline = self.deadline = anyio.move_on_after(self.flow.timeout_seconds)
-        with self.setup_run_context() as ctx, send_heartbeats_sync(self), deadline:
-            yield ctx, deadline
+    async def call_flow_fn(self, attempt: int, scope: anyio.CancelScope) -> None:
+        """Run one attempt of the user function (child task) and tell the actor how it ended.
 
-    async def call_flow_fn(self, attempt: int) -> None:
-        """Run one attempt of the user function (child task) and tell the actor how it ended."""
+        `scope` is the attempt's: its deadline is the timeout, and `_stop_work` cancels it.
+        """
         flow = self.flow
-        self._attempt_running, self._attempt_done = True, None
-        outcome: Command
-        deadline: anyio.CancelScope | None = None
+        outcome: Command | None = None
         interrupt = None
         try:
-            with self.run_context() as (ctx, deadline):
+            with self.run_context(scope) as (ctx, _):
                 interrupt = ctx.interrupt
                 args, kwargs = call_args(flow.fn, self.parameters)
-                value = await self._invoke(args, kwargs, deadline)
-            outcome = Timeout(attempt) if deadline.cancelled_caught else Succeed(attempt, value)
+                outcome = Succeed(attempt, await self._invoke(args, kwargs, scope))
+            if scope.cancelled_caught:
+                # Stopped by the actor (cancel, crash, ...): the handler that stopped it
+                # decides the run's state. Otherwise the deadline passed.
+                outcome = None if self._attempt_stopped else Timeout(attempt)
         except Exception as exc:
             # User code may turn the deadline's cancellation into an error of its own.
-            timed_out = deadline is not None and deadline.cancel_called
+            timed_out = scope.cancel_called and not self._attempt_stopped
             outcome = Timeout(attempt) if timed_out else Fail(attempt, exc)
         except BaseException as exc:
             if classify(exc) is Outcome.CANCELLED:
                 if interrupt is not None:
                     interrupt.set(CancelledRun("the flow run was cancelled"))
-                raise  # a cancel request or the actor's teardown: their handlers decide the state
+                raise  # the actor's teardown: its on_stop decides the state
             outcome = Crash(exc)
         finally:
+            self._work.discard(scope)
             self._attempt_running = False
             if self._attempt_done is not None:
                 self._attempt_done.set()
+        if outcome is None:
+            return
         if isinstance(outcome, Timeout) and interrupt is not None:
             interrupt.set(interrupt_error(flow.timeout_seconds))
         # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
@@ -562,8 +585,7 @@ class BaseFlowRunEngine(Actor[Command]):
             self._spawn(self._retry_after, decision.delay)
         elif decision.state.is_running():
             self.record.mark_began()
-            self._attempt += 1
-            self._spawn(self.call_flow_fn, self._attempt)
+            self._start_attempt()
         elif decision.state.is_final():
             self._finish()
 
@@ -650,10 +672,20 @@ class BaseFlowRunEngine(Actor[Command]):
 
         self.start_soon(work)
 
+    def _start_attempt(self) -> None:
+        """Start the next attempt in a child task, under a scope that `_stop_work` cancels."""
+        self._attempt += 1
+        scope = anyio.CancelScope()
+        self._work.add(scope)
+        self._attempt_running, self._attempt_done = True, None
+        self._attempt_stopped = False
+        self.start_soon(self.call_flow_fn, self._attempt, scope)
+
     def _stop_work(self, error: BaseException) -> None:
         """Cancel every piece of this run's work; a sync thread sees `error` via check_cancelled."""
         if self._interrupt is not None:
             self._interrupt.set(error)
+        self._attempt_stopped = True
         for scope in self._work:
             scope.cancel()
 
@@ -728,6 +760,43 @@ class FlowRunEngine(BaseFlowRunEngine):
         token = anyio.lowlevel.current_token()
         call = functools.partial(_iterate_call, call, items, deadline, token)
         return await self.runtime._threads.run(call, name=name, grace=self.runtime.cancel_grace)
+
+
+class _Attempt:
+    """What `run_context` enters: the run context, the heartbeat, then the attempt's scope.
+
+    One object rather than three nested context managers: it is entered by every attempt of
+    every run, and is alive as long as the attempt.
+    """
+
+    __slots__ = ("_engine", "_reset", "_scope")
+
+    def __init__(self, engine: BaseFlowRunEngine, scope: anyio.CancelScope) -> None:
+        self._engine = engine
+        self._scope = scope
+        self._reset: contextvars.Token[RunContext | None] | None = None
+
+    def __enter__(self) -> tuple[RunContext, anyio.CancelScope]:
+        engine = self._engine
+        ctx = engine._enter_run_context()
+        self._reset = _current.set(ctx)
+        engine.runtime._heartbeating.add(engine.flow_run.id)
+        self._scope.__enter__()
+        return ctx, self._scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool:
+        engine = self._engine
+        try:
+            return self._scope.__exit__(exc_type, exc, tb)
+        finally:
+            engine.runtime._heartbeating.discard(engine.flow_run.id)
+            assert self._reset is not None
+            _current.reset(self._reset)
 
 
 def _iterate_call(
