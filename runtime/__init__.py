@@ -1,5 +1,6 @@
 """flowactor's runtime: flows, states, the flow-run actor, stores and the `Runtime`."""
 
+from ._upstreams import AllowFailure, allow_failure
 from .context import RunContext, check_cancelled, get_run_context, get_run_logger
 from .errors import (
     CancelledRun,
@@ -48,6 +49,7 @@ from .stores import MemoryStore, SQLiteStore, Store, open_store
 
 __all__ = [
     "FINAL_STATES",
+    "AllowFailure",
     "AwaitingRetry",
     "Cancelled",
     "CancelledRun",
@@ -90,6 +92,7 @@ __all__ = [
     "Suspended",
     "TimedOut",
     "UnfinishedRun",
+    "allow_failure",
     "check_cancelled",
     "flow",
     "get_run_context",
