@@ -222,6 +222,10 @@ async def _start(
 
         parameters = bind_parameters(flow.fn, (), parameters)  # applies the defaults
     parent = current_run_context()
+    if parent is not None and parent.interrupt.error is not None:
+        # The calling attempt is over (timed out, cancelled, suspended) but a sync flow's
+        # thread runs on: the subflows it calls from now on must not start.
+        raise parent.interrupt.error
     parent_engine: BaseFlowRunEngine | None = None
     if parent is not None and parent.runtime is rt:
         parent_engine = parent.engine  # this call is a subflow of the current run
