@@ -9,7 +9,17 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from runtime import Flow, FlowRun, Runtime, State, flow
+from runtime import (
+    CancelledRun,
+    Cancelling,
+    Crashed,
+    CrashedRun,
+    Flow,
+    FlowRun,
+    Runtime,
+    State,
+    flow,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +119,51 @@ def test_hooks_must_be_callables() -> None:
         flow(fn, on_completion=[42])
     with pytest.raises(TypeError, match="list"):
         flow(fn, on_completion=print)
+
+
+async def test_c98_a_child_returning_cancelling_runs_its_hook_then_the_parents_failure() -> None:
+    """C98: a child returning Cancelling runs its on_cancellation, then the parent's on_failure.
+
+    Prefect leaves that child in Cancelling for ever and the parent sees UnfinishedRun; we end
+    the child Cancelled (W5: never stuck), so the parent sees CancelledRun and fails.
+    """
+    calls: list[str] = []
+
+    @flow(on_cancellation=[recorder(calls, "child")])
+    async def child() -> State:
+        return Cancelling(message="child gives up")
+
+    @flow(on_failure=[recorder(calls, "parent")])
+    async def parent() -> None:
+        await child()
+
+    async with Runtime() as rt:
+        h = await rt.submit(parent)
+        with pytest.raises(CancelledRun, match="child gives up"):
+            await h.result()
+        (run,) = await rt.list_flow_runs(flow_name="child")
+        states = [s.name for s in await rt.read_states(run.id)]
+        assert states == ["Pending", "Running", "Cancelling", "Cancelled"]
+    assert calls == ["child:Cancelling", "parent:Failed"]
+
+
+async def test_c99_a_child_returning_crashed_runs_its_hook_then_the_parents_failure() -> None:
+    """C99: a child returning Crashed runs its on_crashed, then the parent's on_failure."""
+    calls: list[str] = []
+
+    @flow(on_crashed=[recorder(calls, "child")])
+    async def child() -> State:
+        return Crashed(message="child crashed")
+
+    @flow(on_failure=[recorder(calls, "parent")], on_crashed=[recorder(calls, "never")])
+    async def parent() -> None:
+        await child()
+
+    async with Runtime() as rt:
+        h = await rt.submit(parent)
+        with pytest.raises(CrashedRun, match="child crashed"):
+            await h.result()
+        assert (await h.wait()).is_failed()
+        (run,) = await rt.list_flow_runs(flow_name="child")
+        assert [s.name for s in await rt.read_states(run.id)] == ["Pending", "Running", "Crashed"]
+    assert calls == ["child:Crashed", "parent:Failed"]
