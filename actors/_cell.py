@@ -175,7 +175,12 @@ class ActorCell:
         while True:
             try:
                 item = mailbox.get_nowait()
+                empty = False
             except anyio.WouldBlock:
+                empty = True
+            if empty:
+                # Not awaited in the except block: a task sleeping there keeps the exception
+                # and its traceback alive.
                 item = await mailbox.next()  # sleeps until an item comes
             else:
                 if not waited and item is not STOP:

@@ -336,15 +336,19 @@ class BaseFlowRunEngine(Actor[Command]):
     async def set_state(self, state: State, *, force: bool = False) -> Decision:
         """Propose `state` to the store and run the hooks of whatever state it wrote."""
         store = self.runtime.store
-        # Shielded: the write must land even while the run, the runtime or the whole app is
-        # being cancelled. Bounded: a stuck store must not hang cancellation or shutdown.
-        with anyio.move_on_after(self.runtime.persist_timeout, shield=True) as scope:
+        if store.writes_never_wait:
+            # The write cannot suspend, so no cancellation can cut it short: nothing to shield.
             decision = await store.set_state(self.flow_run.id, state, force=force)
-        if scope.cancelled_caught:
-            raise PersistTimeout(
-                f"the store did not confirm {state.name} for flow run {self.flow_run.id} "
-                f"within {self.runtime.persist_timeout:g} s"
-            )
+        else:
+            # Shielded: the write must land even while the run, the runtime or the whole app is
+            # being cancelled. Bounded: a stuck store must not hang cancellation or shutdown.
+            with anyio.move_on_after(self.runtime.persist_timeout, shield=True) as scope:
+                decision = await store.set_state(self.flow_run.id, state, force=force)
+            if scope.cancelled_caught:
+                raise PersistTimeout(
+                    f"the store did not confirm {state.name} for flow run {self.flow_run.id} "
+                    f"within {self.runtime.persist_timeout:g} s"
+                )
         if decision.status is Status.ABORT:
             logger.warning("Flow run %r: %s", self.flow_run.name, decision.reason)
         self.state = decision.state

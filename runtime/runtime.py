@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -380,6 +381,10 @@ class Runtime:
         flow_run: FlowRun | None = None,
     ) -> FlowRunHandle:
         """Start a run of `flow`: a new one, or `flow_run` when it already exists in the store."""
+        # A checkpoint, as every async call should be: a cancelled caller creates no run, and a
+        # loop submitting many runs lets the earlier ones run meanwhile instead of holding all
+        # of them in memory at once.
+        await anyio.lowlevel.checkpoint()
         if not self._accepting:
             raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
         engine_class = engine_for(flow)

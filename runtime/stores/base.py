@@ -22,6 +22,10 @@ class Store(Protocol):
     """
 
     url: str
+    writes_never_wait: bool
+    """True when `create_flow_run` and `set_state` finish without ever suspending: the engine
+    then skips the shielded cancel scope around them (a write that never yields cannot be
+    interrupted by cancellation, so there is nothing to shield)."""
 
     async def open(self) -> None:
         """Make the store ready (create schema, start writers). Idempotent."""

@@ -29,6 +29,14 @@ class MemoryStore:
     """
 
     url = "memory://"
+    writes_never_wait = True  # nothing here awaits
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that overrides a write may await in it: it must say so explicitly.
+        overrides = "set_state" in cls.__dict__ or "create_flow_run" in cls.__dict__
+        if overrides and "writes_never_wait" not in cls.__dict__:
+            cls.writes_never_wait = False
 
     def __init__(self) -> None:
         self._runs: dict[uuid.UUID, FlowRun] = {}

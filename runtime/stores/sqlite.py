@@ -76,6 +76,8 @@ class SQLiteStore:
     on a closed store.
     """
 
+    writes_never_wait = False  # every write waits for its group commit
+
     def __init__(
         self,
         path: str | os.PathLike[str],
