@@ -552,7 +552,7 @@ class BaseFlowRunEngine(Actor[Command]):
             parameters=self.parameters,
             runtime=self.runtime,
             log_prints=log_prints,
-            token=anyio.lowlevel.current_token(),
+            token=self.runtime._loop_token,
             engine=self,
         )
 
@@ -723,7 +723,7 @@ class BaseFlowRunEngine(Actor[Command]):
         self.runtime._forget(record)
         if record.items is not None:
             record.items.close()  # a generator run's consumer sees the end of its values
-        record.done.set()
+        record.mark_finished()
         self.ref.stop()
         # Break the record <-> actor cycle: a finished run's memory goes back at once rather
         # than at the next full garbage collection (which dominates at thousands of runs).

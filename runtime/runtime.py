@@ -63,7 +63,7 @@ class _RunRecord:
     flow_run: FlowRun
     parameters: dict[str, Any]
     name_error: BaseException | None = None
-    done: anyio.Event = attrs.field(factory=anyio.Event)
+    _done: anyio.Event | None = None  # made only when someone waits for the end
     began: bool = False  # Running was decided (or the run ended)
     _began_event: anyio.Event | None = None  # made only when someone waits for `began`
     finished: bool = False
@@ -81,6 +81,21 @@ class _RunRecord:
     def __attrs_post_init__(self) -> None:
         if self.flow.isgenerator:
             self.items, self.item_receiver = anyio.create_memory_object_stream[Any](0)
+
+    def mark_finished(self) -> None:
+        """The run is final: wake whoever waits for it."""
+        self.finished = True
+        if self._done is not None:
+            self._done.set()
+
+    async def wait_done(self) -> None:
+        """Wait until the run is final (a checkpoint even when it already is)."""
+        if self.finished:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._done is None:
+            self._done = anyio.Event()
+        await self._done.wait()
 
     def mark_began(self) -> None:
         self.began = True
@@ -121,10 +136,10 @@ class FlowRunHandle:
     async def wait(self, timeout: float | None = None) -> State:  # noqa: ASYNC109
         """Wait for the final state; `TimeoutError` after `timeout` seconds (the run goes on)."""
         if timeout is None:
-            await self._record.done.wait()
+            await self._record.wait_done()
         else:
             with anyio.fail_after(timeout):
-                await self._record.done.wait()
+                await self._record.wait_done()
         assert self._record.state is not None
         return self._record.state
 
@@ -243,6 +258,7 @@ class Runtime:
         default="Execution was cancelled by the runtime environment.", init=False
     )
     _owner_id: uuid.UUID | None = attrs.field(default=None, init=False)  # this runtime's lease
+    _loop_token: Any = attrs.field(default=None, init=False)  # the event loop it was entered on
 
     def __attrs_post_init__(self) -> None:
         if self.concurrency_limit is not None and self.concurrency_limit < 1:
@@ -257,6 +273,7 @@ class Runtime:
 
         if self._open:
             raise RuntimeError("this Runtime is already open")
+        self._loop_token = anyio.lowlevel.current_token()
         await self.store.open()
         await self._take_ownership()
         self._threads = ThreadRunner(self.thread_limit)
@@ -355,7 +372,7 @@ class Runtime:
     async def _wait_all(self) -> None:
         while self._runs:
             record = next(iter(self._runs.values()))
-            await record.done.wait()
+            await record.wait_done()
 
     def _forget(self, record: _RunRecord) -> None:
         self._runs.pop(record.flow_run.id, None)
@@ -420,7 +437,7 @@ class Runtime:
             second = await self.store.set_state(flow_run_id, Cancelled(message=message))
             return second.state.is_cancelled()
         self._tell_cancel(record, message)
-        await record.done.wait()
+        await record.wait_done()
         return record.state is not None and record.state.is_cancelled()
 
     def _tell_cancel(self, record: _RunRecord, message: str) -> None:
