@@ -42,6 +42,7 @@ class ActorCell:
         "_done",
         "_factory",
         "_failure",
+        "_live_children",
         "_next",
         "_supervision",
         "_supervisor",
@@ -74,6 +75,7 @@ class ActorCell:
         self._supervision = supervision
         self._supervisor: Supervisor | None = None  # made at the first failure
         self._children: TaskGroup | None = None
+        self._live_children = 0  # child tasks started and not yet returned (or never began)
         self._failure: BaseException | None = None
         self._done: anyio.Event | None = None  # made on demand: most actors are never joined
         actor._actor_cell = self
@@ -103,6 +105,7 @@ class ActorCell:
         if name is None:
             name = f"{self.name}/{getattr(func, '__qualname__', func)}"
         children.start_soon(self._run_child, func, args, name=name)
+        self._live_children += 1
 
     async def run(self) -> None:
         """The actor's task: incarnations until it stops, then dispose of leftover mail."""
@@ -139,6 +142,7 @@ class ActorCell:
     async def _incarnate(self) -> BaseException | None:
         """Run one instance from on_start to on_stop; return its failure, if any."""
         self._failure = None
+        self._live_children = 0  # the previous incarnation's group has awaited all of its own
         actor, self._next = self._next, None
         if actor is None:
             try:
@@ -150,8 +154,10 @@ class ActorCell:
             async with anyio.create_task_group() as children:
                 self._children = children
                 await self._serve(actor)
-                # Stopping: cancel the child tasks still running; leaving the group awaits them.
-                children.cancel_scope.cancel()
+                if self._live_children:
+                    # Stopping: cancel the child tasks still running; leaving the group awaits
+                    # them. (Skipped when there are none: anyio's cancel() is not free.)
+                    children.cancel_scope.cancel()
         finally:
             self._children = None
             if actor.needs_on_stop():
@@ -219,6 +225,8 @@ class ActorCell:
             if isinstance(exc, self.system._cancelled_exc):
                 raise
             self._fail(exc)
+        finally:
+            self._live_children -= 1
 
     def _fail(self, exc: BaseException) -> None:
         """Record a failure of the current incarnation and end it."""
