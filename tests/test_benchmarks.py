@@ -160,3 +160,16 @@ def test_statistics() -> None:
     assert (summary.median, summary.min, summary.max) == (2.0, 1.0, 3.0)
     assert Target("x", ">=", 2.0, "x >= 2").holds(2.0)
     assert not Target("x", "<", 2.0, "x < 2").holds(2.0)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_skeleton_measures_every_shape(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import skeleton
+
+    skeleton.main(["--runs", "50", "--rounds", "1", "--backend", backend])
+    out = capsys.readouterr().out
+    for shape in ("floor", "actor", "flowactor"):
+        (line,) = [line for line in out.splitlines() if line.split()[:1] == [shape]]
+        assert "µs per run" in line and "x the floor" in line
+    with pytest.raises(SystemExit):
+        skeleton.main(["--runs", "0"])
