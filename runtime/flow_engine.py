@@ -6,8 +6,10 @@ to the ambient `Runtime` (or a temporary one on the default store) and wait for 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -181,11 +183,15 @@ def run_generator_flow_sync(
     parameters: dict[str, Any] | None = None,
     wait_for: Iterable[FlowRunHandle] | None = None,
     return_type: ReturnType = "result",
-) -> Generator[Any, None, None]:
-    """Iterate a sync generator flow's values from sync code (on the background runtime)."""
+) -> Generator[Any, None, Any]:
+    """Iterate a sync generator flow's values from sync code (on the background runtime).
+
+    The flow's `return` value arrives as the `StopIteration.value` at the end, as with any
+    generator.
+    """
     if return_type != "result":
         raise ValueError("The return_type for a generator flow must be 'result'")
-    yield from _background_values(flow, flow_run, parameters, wait_for)
+    return (yield from _background_values(flow, flow_run, parameters, wait_for))
 
 
 def run_flow(
@@ -291,13 +297,39 @@ def _next_or_done(values: Generator[Any, None, None]) -> tuple[bool, Any]:
     return value is _DONE, value
 
 
+# Background iterations not finished yet. Closed at exit, while their portal threads still
+# run: closed later by the garbage collector, they would wait on a frozen thread for ever.
+_unfinished: weakref.WeakSet[Generator[Any, None, Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_unfinished() -> None:
+    for values in list(_unfinished):
+        with contextlib.suppress(Exception):  # e.g. one being iterated by another thread
+            values.close()
+
+
 def _background_values(
     flow: Flow[..., Any],
     flow_run: FlowRun | None,
     parameters: dict[str, Any] | None,
     wait_for: Iterable[FlowRunHandle] | None,
-) -> Generator[Any, None, None]:
-    """A generator run on a temporary runtime in its own thread, its values pulled over."""
+) -> Generator[Any, None, Any]:
+    """A generator run on a temporary runtime in its own thread, its values pulled over.
+
+    Returns what the generator returned (a sync generator's `return` value, else None).
+    """
+    values = _portal_values(flow, flow_run, parameters, wait_for)
+    _unfinished.add(values)
+    return (yield from values)
+
+
+def _portal_values(
+    flow: Flow[..., Any],
+    flow_run: FlowRun | None,
+    parameters: dict[str, Any] | None,
+    wait_for: Iterable[FlowRunHandle] | None,
+) -> Generator[Any, None, Any]:
     with (
         anyio.from_thread.start_blocking_portal() as portal,
         # The portal enters and leaves the runtime in one task of its own, as anyio requires.
@@ -314,3 +346,4 @@ def _background_values(
                 yield value
         finally:
             portal.call(values.aclose)
+        return _result_of(handle._record)  # the stream ended: the run has Completed

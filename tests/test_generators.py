@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import anyio
 import pytest
 
-from runtime import FlowRunTimeoutError, Runtime, flow
+from runtime import FlowRunTimeoutError, Runtime, StateType, flow, get_run_context
 
 pytestmark = pytest.mark.anyio
 
@@ -141,3 +141,77 @@ def test_direct_sync_iteration_from_sync_code() -> None:
     partial = count_sync(100)
     assert next(partial) == 0  # type: ignore[call-overload]
     partial.close()  # type: ignore[attr-defined]
+
+
+async def state_type(rt: Runtime, run_id: object) -> StateType | None:
+    state = (await rt.read_flow_run(run_id)).state  # type: ignore[arg-type]
+    return state.type if state is not None else None
+
+
+def _step(gen: Iterator[int]) -> tuple[str, object]:
+    """One `next()` from a worker thread (StopIteration cannot cross into the event loop)."""
+    try:
+        return "yielded", next(gen)
+    except StopIteration as stop:
+        return "returned", stop.value
+
+
+async def test_c116_next_on_a_sync_generator_flow_running_then_completed() -> None:
+    """C116: next() yields 1, 2, then StopIteration(2); RUNNING at a yield, COMPLETED at the end.
+
+    Our generator runs one value ahead of its consumer (it waits at the next yield, not the
+    last one), so once the last value is taken the run may already be Completed.
+    """
+    run_ids: list[object] = []
+
+    @flow
+    def one_two() -> Generator[int, None, int]:
+        run_ids.append(get_run_context().flow_run.id)
+        yield 1
+        yield 2
+        return 2
+
+    async with Runtime() as rt:  # the default store, which direct sync calls use too
+        gen = one_two()  # type: ignore[call-overload]
+        assert await anyio.to_thread.run_sync(_step, gen) == ("yielded", 1)
+        (run_id,) = run_ids
+        assert await state_type(rt, run_id) is StateType.RUNNING  # suspended at a yield
+        assert await anyio.to_thread.run_sync(_step, gen) == ("yielded", 2)
+        assert await anyio.to_thread.run_sync(_step, gen) == ("returned", 2)
+        assert await names(rt, run_id) == ["Pending", "Running", "Completed"]
+
+
+_ABANDONS_A_GENERATOR = """
+import threading
+
+import anyio
+from runtime import flow
+
+@flow
+def one_two():
+    yield 1
+    yield 2
+
+kept = []
+
+async def main():
+    values = one_two()
+    for _ in range(2):
+        await anyio.to_thread.run_sync(next, values)
+    kept.append(values)  # never finished nor closed: left to interpreter exit
+    while any(t.name.startswith("flow-run") for t in threading.enumerate()):
+        await anyio.sleep(0.01)  # the run completes meanwhile, in the background
+
+anyio.run(main, backend="trio")
+"""
+
+
+def test_a_direct_generator_left_unfinished_does_not_hang_interpreter_exit() -> None:
+    """A half-consumed direct iteration is closed at exit, not waited on in a frozen thread."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ABANDONS_A_GENERATOR], timeout=15, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
