@@ -39,7 +39,7 @@ def run_flow_in_subprocess(
     flow_run: FlowRun | None = None,
     parameters: dict[str, Any] | None = None,
     wait_for: Iterable[FlowRunHandle] | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     *,
     store: str | None = None,
     backend: str = "asyncio",
@@ -48,7 +48,9 @@ def run_flow_in_subprocess(
 
     The store defaults to `FLOWACTOR_STORE` (it must be one another process can open: SQLite
     or PostgreSQL, not memory). The run's id is `process.flow_run_id` (an attribute set on the
-    returned, already started process). `wait_for` is not supported across processes.
+    returned, already started process). `wait_for` is not supported across processes. `env`
+    is set in the child before it loads the flow; a key whose value is None is removed there.
+    Called inside a flow run, the new run is that run's child (parent id and tags).
     """
     if wait_for:
         raise ValueError("wait_for cannot be passed to a subprocess run: wait before starting it")
@@ -58,11 +60,14 @@ def run_flow_in_subprocess(
             "a subprocess run needs a durable store both processes can open: pass "
             "store='sqlite:///path/runs.db' (or set FLOWACTOR_STORE)"
         )
+    from .context import current_run_context
     from .models import FlowRun as _FlowRun
     from .parameters import bind_parameters
 
     if flow_run is None:
         params = bind_parameters(flow.fn, (), dict(parameters or {}))
+        parent = current_run_context()
+        inherited = parent.flow_run.tags if parent is not None else ()
         flow_run = _FlowRun(
             id=uuid.uuid4(),
             name=f"{flow.name}-{uuid.uuid4().hex[:8]}",
@@ -70,7 +75,8 @@ def run_flow_in_subprocess(
             flow_version=flow.version,
             parameters=params,
             state=Pending(),
-            tags=flow.tags,
+            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
+            tags=tuple(dict.fromkeys((*flow.tags, *inherited))),
             retries=flow.retries,
             retry_delay_seconds=flow.retry_delay_seconds,
             entrypoint=flow.entrypoint,
@@ -100,10 +106,14 @@ def _replace_parameters(flow_run: FlowRun, parameters: dict[str, Any]) -> FlowRu
 
 
 def _child_main(
-    url: str, entrypoint: str, flow_run: FlowRun, env: dict[str, str], backend: str
+    url: str, entrypoint: str, flow_run: FlowRun, env: dict[str, str | None], backend: str
 ) -> None:
     """The child process: load the flow again from its entrypoint and drive the run."""
-    os.environ.update(env)
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     anyio.run(_drive, url, entrypoint, flow_run, backend=backend)
 
 

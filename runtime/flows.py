@@ -147,6 +147,8 @@ class Flow(Generic[P, R]):
         unknown = set(options) - {f.alias for f in attrs.fields(Flow)}
         if unknown:
             raise TypeError(f"unknown flow option(s): {', '.join(sorted(unknown))}")
+        if self.persist_result is None:
+            options = _serializer_implies_persistence(options)
         return attrs.evolve(self, **options)
 
     def validate_parameters_for(self, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +197,13 @@ class Flow(Generic[P, R]):
         return f"Flow(name={self.name!r}, fn={self.fn.__qualname__})"
 
 
+def _serializer_implies_persistence(options: dict[str, Any]) -> dict[str, Any]:
+    """Asking for a `result_serializer` means persisting results, unless persist_result says no."""
+    if options.get("result_serializer") is not None and options.get("persist_result") is None:
+        return {**options, "persist_result": True}
+    return options
+
+
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 
@@ -223,7 +232,11 @@ def flow(
 
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
-    """Make a function a flow: `@flow` or `@flow(retries=2, timeout_seconds=5, ...)`."""
+    """Make a function a flow: `@flow` or `@flow(retries=2, timeout_seconds=5, ...)`.
+
+    Giving `result_serializer` turns `persist_result` on unless it is set to False.
+    """
+    options = _serializer_implies_persistence(options)
     if fn is not None:
         return Flow(fn, **options)
 
