@@ -130,6 +130,8 @@ async def _drive(url: str, entrypoint: str, flow_run: FlowRun) -> None:
             # This process owns the run: if it dies, its lapsed lease lets recovery find it.
             owned = msgspec.structs.replace(flow_run, owner=rt._owner_id)
             stored = await rt.store.create_flow_run(owned)
+        if stored.state is not None and stored.state.is_paused():
+            return  # a suspended run goes on only through resume_flow_run
         handle = await rt._submit(flow, dict(stored.parameters), flow_run=stored)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_sigterm, rt, handle.id)

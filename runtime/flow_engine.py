@@ -21,7 +21,7 @@ from ._defaults import default_store
 from ._subprocess_runs import cancel_flow_run_process, run_flow_in_subprocess
 from .context import current_run_context
 from .engine import AsyncFlowRunEngine, BaseFlowRunEngine, FlowRunEngine
-from .errors import FlowRunTimeoutError
+from .errors import FlowRunTimeoutError, UnfinishedRun
 from .loading import load_flow_from_entrypoint
 from .runtime import FlowRunHandle, Runtime, _result_of, current_runtime
 
@@ -221,6 +221,8 @@ async def _start(
     parameters: dict[str, Any] | None,
     wait_for: Iterable[FlowRunHandle] | None,
 ) -> FlowRunHandle:
+    if flow_run is not None:
+        await _refuse_paused(rt, flow_run)
     if parameters is None:
         parameters = dict(flow_run.parameters) if flow_run is not None else {}
     if flow_run is None:
@@ -245,6 +247,15 @@ async def _start(
     return handle
 
 
+async def _refuse_paused(rt: Runtime, flow_run: FlowRun) -> None:
+    """A paused or suspended run goes on only through `resume_flow_run`, never by running it."""
+    state = (await rt.store.read_flow_run(flow_run.id)).state
+    if state is not None and state.is_paused():
+        raise UnfinishedRun(
+            f"Run is in {state.type.value} state ({state.name}): resume it with resume_flow_run"
+        )
+
+
 async def _run_owned(
     rt: Runtime,
     flow: Flow[..., Any],
@@ -263,6 +274,8 @@ async def _run_owned(
             message = f"The caller of the flow was interrupted: {type(exc).__name__}"
         parent = current_run_context()
         parent_engine = parent.engine if parent is not None else None
+        if parent_engine is not None and parent_engine.state.name == "Suspended":
+            raise  # the parent was suspended: a subflow it had started finishes on its own
         if parent_engine is not None and parent_engine.record.cancel_requested:
             # The parent run is being cancelled: its subflow is cancelled too, not crashed.
             rt._tell_cancel(handle._record, "The parent flow run was cancelled.")

@@ -5,8 +5,8 @@
 loads the flow again from its entrypoint and runs it as a new attempt, where the same
 `suspend_flow_run` call (same key) returns the input at once.
 
-Sync flows call these through their runtime's loop:
-`anyio.from_thread.run(pause_flow_run, ...)` from the flow's thread.
+Sync flows call these through their runtime's loop, from the flow's thread:
+`anyio.from_thread.run(pause_flow_run, ..., token=get_run_context().token)`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import anyio
+import anyio.lowlevel
 
 from ._generators import paused_deadline
 from .commands import Pause, PauseExpired, Resume
-from .context import get_run_context
+from .context import check_cancelled, get_run_context
 from .errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, RuntimeClosed
 from .parameters import structure
 from .states import State
@@ -86,23 +87,31 @@ async def suspend_flow_run(
     """Suspend a run: its actor ends and frees its memory until `resume_flow_run`.
 
     For the current run (no `flow_run_id`) this does not return until the run is resumed, as
-    a new attempt that calls the function again; there, the same call returns the input. With
+    a new attempt that calls the function again; there, the same call returns the input (in
+    a sync flow's thread it raises `CancelledRun`, so that the thread ends). With
     `flow_run_id`, another run of this runtime is suspended (its attempt is stopped).
+    A subflow cannot be suspended (RuntimeError): its parent is waiting for its result.
     """
     if flow_run_id is not None:
         rt = _runtime()
         engine = rt._suspendable.get(flow_run_id)
         if engine is None:
             raise FlowRunNotFound(flow_run_id)
+        _refuse_subflow(engine)
         await engine.ref.ask(Pause(key or "suspend", timeout, reschedule=True))
         return None
     engine, key = _current_engine(key)
+    _refuse_subflow(engine)
     state: State = await engine.ref.ask(Pause(key, timeout, reschedule=True))
     if state.is_running():
         return _validated(engine, key, wait_for_input)
     if not state.is_paused():
         raise RuntimeError(f"Flow run cannot be suspended: it is {state.type.value}")
-    await anyio.sleep_forever()  # the actor has cancelled this attempt; this never returns
+    # The actor has stopped this attempt: an async flow is cancelled here. Code called from a
+    # sync flow's thread is not in the attempt's scope: raise, so that the thread unwinds.
+    await anyio.lowlevel.checkpoint()
+    check_cancelled()
+    await anyio.sleep_forever()
 
 
 async def resume_flow_run(flow_run_id: uuid.UUID, run_input: Any = None) -> State:
@@ -160,6 +169,11 @@ def _current_engine(key: str | None) -> tuple[BaseFlowRunEngine, str]:
         engine._pause_count += 1
         key = str(engine._pause_count)
     return engine, key
+
+
+def _refuse_subflow(engine: BaseFlowRunEngine) -> None:
+    if engine.flow_run.parent_flow_run_id is not None:
+        raise RuntimeError("Cannot suspend subflows.")
 
 
 def _validated(engine: BaseFlowRunEngine, key: str, wait_for_input: type[Any] | None) -> Any:
