@@ -24,7 +24,13 @@ class UpstreamFailed(RuntimeError):
 class AllowFailure:
     """An upstream whose failure does not stop the downstream run (made by `allow_failure`)."""
 
-    upstream: FlowRunHandle | State
+    # Private, so a store encodes the wrapper as `{}` (as it does a handle), whatever it holds.
+    _upstream: FlowRunHandle | State
+
+    @property
+    def upstream(self) -> FlowRunHandle | State:
+        """The wrapped run handle or State."""
+        return self._upstream
 
 
 def allow_failure(upstream: FlowRunHandle | State) -> AllowFailure:
