@@ -263,3 +263,40 @@ async def test_c146_an_async_subflow_running_when_its_parent_is_suspended_comple
         with anyio.fail_after(5):
             assert (await child_handle.wait()).is_completed()
         assert await names(rt, run.id) == ["Pending", "Running", "Completed"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Runtime.submit (runtime/runtime.py, _submit) does not check the calling run's "
+    "interrupt: a sync flow's thread still submits runs after its attempt was stopped",
+)
+async def test_c146_a_run_suspended_by_id_submits_no_further_run() -> None:
+    """C146 (.submit): after its suspension, a sync flow's thread cannot submit a new run."""
+    started = threading.Event()
+    gate = threading.Event()
+    unwound = threading.Event()
+
+    @flow
+    async def submitted() -> int:
+        return 1
+
+    @flow
+    def parent() -> None:
+        ctx = get_run_context()
+        started.set()
+        try:
+            gate.wait(10)
+            anyio.from_thread.run(ctx.runtime.submit, submitted, token=ctx.token)
+        finally:
+            unwound.set()
+
+    async with Runtime() as rt:
+        h = await rt.submit(parent)
+        await wait_thread(started)
+        try:
+            await suspend_flow_run(flow_run_id=h.id)
+            assert (await h.wait()).name == "Suspended"
+        finally:
+            gate.set()
+        await wait_thread(unwound)
+        assert await rt.list_flow_runs(flow_name="submitted") == []
