@@ -105,6 +105,11 @@ class SQLiteStore:
         self._opens = 0
         self._writer: Writer | None = None
         self._tokens: dict[int, Any] = {}  # thread id -> token of the event loop running there
+        # New runs waiting for their first commit, at most two batches' worth per event loop:
+        # beyond that a submit waits before queueing (it can still be cancelled there), so the
+        # writer's backlog stays short and the states of runs already started never wait long
+        # behind a flood of new ones (each of those waits is bounded by persist_timeout).
+        self._admission: dict[int, anyio.CapacityLimiter] = {}  # thread id -> its loop's limit
         self._readers: list[sqlite3.Connection] = []
         self._pooling = False  # read connections are kept while the store is open
 
@@ -123,6 +128,8 @@ class SQLiteStore:
         with self._lock:
             # Wake-ups for writes from this thread go to the loop that opened the store here.
             self._tokens[threading.get_ident()] = token
+            # A new event loop here (or the same one again) gets a fresh admission limit.
+            self._admission.pop(threading.get_ident(), None)
             self._opens += 1
             if self._writer is not None:
                 return
@@ -161,7 +168,8 @@ class SQLiteStore:
         if run.state is None:
             raise ValueError("a new flow run needs its first state")
         parameters = encode_parameters(run.flow_name, run.parameters)  # raises: no run created
-        result: FlowRun = await self._write(CREATE, run, parameters)
+        async with self._admission_limit():
+            result: FlowRun = await self._write(CREATE, run, parameters)
         return result
 
     async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
@@ -215,6 +223,14 @@ class SQLiteStore:
         return decisions
 
     # -- plumbing ---------------------------------------------------------------------------------
+    def _admission_limit(self) -> anyio.CapacityLimiter:
+        """The limit on this event loop's new runs waiting for their first commit."""
+        thread = threading.get_ident()
+        limiter = self._admission.get(thread)
+        if limiter is None:
+            limiter = self._admission[thread] = anyio.CapacityLimiter(2 * self._max_batch)
+        return limiter
+
     def _token(self) -> Any:
         token = self._tokens.get(threading.get_ident())
         return token if token is not None else anyio.lowlevel.current_token()
