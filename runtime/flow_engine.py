@@ -19,7 +19,7 @@ import anyio.to_thread
 
 from ._defaults import default_store
 from ._subprocess_runs import cancel_flow_run_process, run_flow_in_subprocess
-from .context import current_run_context
+from .context import check_cancelled, current_run_context
 from .engine import AsyncFlowRunEngine, BaseFlowRunEngine, FlowRunEngine
 from .errors import FlowRunTimeoutError, UnfinishedRun
 from .loading import load_flow_from_entrypoint
@@ -229,11 +229,10 @@ async def _start(
         from .parameters import bind_parameters
 
         parameters = bind_parameters(flow.fn, (), parameters)  # applies the defaults
+    # The calling attempt is over (timed out, cancelled, suspended) but a sync flow's thread
+    # runs on: the subflows it calls from now on must not start (nor be reused).
+    check_cancelled()
     parent = current_run_context()
-    if parent is not None and parent.interrupt.error is not None:
-        # The calling attempt is over (timed out, cancelled, suspended) but a sync flow's
-        # thread runs on: the subflows it calls from now on must not start.
-        raise parent.interrupt.error
     parent_engine: BaseFlowRunEngine | None = None
     if parent is not None and parent.runtime is rt:
         parent_engine = parent.engine  # this call is a subflow of the current run

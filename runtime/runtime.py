@@ -19,7 +19,7 @@ from actors import ActorStopped, ActorSystem
 from ._defaults import default_store
 from ._ownership import LeaseRenewal, release_ownership, take_ownership
 from .commands import Cancel, Crash
-from .context import current_run_context
+from .context import check_cancelled, current_run_context
 from .engine import engine_for
 from .errors import (
     CancelledRun,
@@ -402,6 +402,8 @@ class Runtime:
         # loop submitting many runs lets the earlier ones run meanwhile instead of holding all
         # of them in memory at once.
         await anyio.lowlevel.checkpoint()
+        # A sync flow's thread runs on after its attempt was stopped: it starts no new runs.
+        check_cancelled()
         if not self._accepting:
             raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
         engine_class = engine_for(flow)

@@ -265,11 +265,6 @@ async def test_c146_an_async_subflow_running_when_its_parent_is_suspended_comple
         assert await names(rt, run.id) == ["Pending", "Running", "Completed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Runtime.submit (runtime/runtime.py, _submit) does not check the calling run's "
-    "interrupt: a sync flow's thread still submits runs after its attempt was stopped",
-)
 async def test_c146_a_run_suspended_by_id_submits_no_further_run() -> None:
     """C146 (.submit): after its suspension, a sync flow's thread cannot submit a new run."""
     started = threading.Event()
