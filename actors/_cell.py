@@ -48,7 +48,6 @@ class ActorCell:
         "_supervisor",
         "mailbox",
         "name",
-        "ref",
         "stopping",
         "system",
         "terminated",
@@ -67,7 +66,6 @@ class ActorCell:
         self.system = system
         self.name = name
         self.mailbox: Mailbox[object] = Mailbox(mailbox_size, owner=f"actor {name!r}")
-        self.ref: ActorRef[Any] = ActorRef(self)
         self.stopping = False  # no new messages accepted
         self.terminated = False  # fully stopped
         self._factory = factory
@@ -79,6 +77,15 @@ class ActorCell:
         self._failure: BaseException | None = None
         self._done: anyio.Event | None = None  # made on demand: most actors are never joined
         actor._actor_cell = self
+
+    @property
+    def ref(self) -> ActorRef[Any]:
+        """A reference to this actor.
+
+        Made on demand rather than kept: a cell holding its own ref would be a reference cycle,
+        leaving every finished actor to the cycle collector instead of freeing it at once.
+        """
+        return ActorRef(self)
 
     def stopped_error(self) -> ActorStopped:
         return ActorStopped(f"actor {self.name!r} is stopped")

@@ -25,6 +25,15 @@ class ActorRef(Generic[MsgT]):
     def __init__(self, cell: ActorCell) -> None:
         self._cell = cell
 
+    def __eq__(self, other: object) -> bool:
+        # Refs are made on demand, so two refs to one actor are equal rather than identical.
+        if isinstance(other, ActorRef):
+            return self._cell is other._cell
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return id(self._cell)
+
     @property
     def name(self) -> str:
         """The actor's name."""

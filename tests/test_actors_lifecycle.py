@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import gc
+import weakref
 
 import anyio
 import pytest
 
 from actors import Actor, ActorRef, ActorStopped, ActorSystem, DeadLetter
+from actors._cell import ActorCell
 
 pytestmark = pytest.mark.anyio
 
@@ -250,3 +253,42 @@ async def test_spawning_from_many_actors_is_cheap_and_all_stop() -> None:
         refs[0].tell_nowait(1)
         assert len(system) == 500
     assert stopped == 500
+
+
+class _Echo(Actor[object]):
+    async def receive(self, message: object) -> object:
+        return message
+
+
+async def test_refs_to_one_actor_are_equal_and_hashable() -> None:
+    async with ActorSystem() as system:
+        first = system.spawn(_Echo)
+        other = system.spawn(_Echo)
+        assert first == system.actors[0] and first != other
+        assert len({first, system.actors[0], other}) == 2
+        assert first != "not a ref"
+
+
+async def test_a_stopped_actor_is_freed_without_the_cycle_collector() -> None:
+    """Nothing of a finished actor waits for a full garbage collection (thousands of runs)."""
+    made: list[weakref.ref[_Echo]] = []
+
+    def make() -> _Echo:
+        actor = _Echo()
+        made.append(weakref.ref(actor))
+        return actor
+
+    async with ActorSystem() as system:
+        gc.collect()
+        gc.disable()  # from here on, only reference counting frees anything
+        try:
+            ref = system.spawn(make, name="short-lived")
+            assert await ref.ask("hi") == "hi"
+            ref.stop()
+            await ref.join()
+            del ref
+            assert made[0]() is None
+            cells = [o for o in gc.get_objects() if isinstance(o, ActorCell)]
+            assert [c.name for c in cells if c.name == "short-lived"] == []
+        finally:
+            gc.enable()
