@@ -21,6 +21,7 @@ from .errors import (
     StoreLocked,
     StoreReadOnly,
     StoreSchemaError,
+    StoreStalled,
     UnfinishedRun,
 )
 from .flows import Flow, flow
@@ -88,6 +89,7 @@ __all__ = [
     "StoreLocked",
     "StoreReadOnly",
     "StoreSchemaError",
+    "StoreStalled",
     "StoredError",
     "Suspended",
     "TimedOut",

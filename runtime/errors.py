@@ -112,6 +112,13 @@ class StoreLocked(StoreError):
     """Another connection held the database's write lock for longer than the busy timeout."""
 
 
+class StoreStalled(StoreError):
+    """The store committed nothing for the write's `stall_timeout` while the write waited.
+
+    The write may still land later; the caller only stopped waiting for it.
+    """
+
+
 class StoreReadOnly(StoreError):
     """The database cannot be written (read-only file, mount or connection)."""
 

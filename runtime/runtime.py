@@ -222,7 +222,8 @@ class Runtime:
 
     Settings: `concurrency_limit` (runs executing at once; the rest wait in Pending),
     `thread_limit` (live threads for sync flows, abandoned ones included), `persist_timeout`
-    (bound on any one state write, including shielded terminal writes), `hook_timeout`,
+    (how long the store may commit nothing while a state write waits, shielded terminal
+    writes included, before the write gives up with `StoreStalled`), `hook_timeout`,
     `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
     `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
     least three times per lease; when it lapses, the next Runtime to open the store recovers

@@ -186,10 +186,10 @@ async def test_cancelling_a_thousand_running_runs_leaves_none_unfinished() -> No
 class _FailingFinalWrites(MemoryStore):
     """A memory store whose disk 'fills up' when a run tries to record a final state."""
 
-    async def set_state(self, run_id: Any, state: Any, *, force: bool = False) -> Any:
+    async def set_state(self, run_id: Any, state: Any, **options: Any) -> Any:
         if state.is_final():
             raise StoreFull("database or disk is full", "test.db")
-        return await super().set_state(run_id, state, force=force)
+        return await super().set_state(run_id, state, **options)
 
 
 async def test_a_store_failure_mid_run_ends_the_run_and_never_hangs() -> None:

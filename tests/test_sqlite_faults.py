@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -24,8 +27,10 @@ from runtime import (
     StoreLocked,
     StoreReadOnly,
     StoreSchemaError,
+    StoreStalled,
     flow,
 )
+from runtime.stores._sqlite_writer import Writer
 
 pytestmark = pytest.mark.anyio
 
@@ -243,3 +248,87 @@ async def test_another_applications_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreSchemaError, match="not a flowactor store") as caught:
         await SQLiteStore(db).open()
     assert str(db) in str(caught.value)
+
+
+# -- a slow or a stuck writer ----------------------------------------------------------------
+class _PacedWriter:
+    """Makes the store's writer thread take `delay` seconds per batch, or block until released."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.delay = 0.0
+        self.blocked = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        commit = Writer._commit
+
+        def paced(writer: Writer, batch: list[Any]) -> None:
+            if not self.release.is_set():
+                self.blocked.set()
+                self.release.wait()
+            time.sleep(self.delay)
+            commit(writer, batch)
+
+        monkeypatch.setattr(Writer, "_commit", paced)
+
+
+async def test_runs_ending_at_once_wait_behind_each_other_longer_than_persist_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that keeps committing is not stuck: every final state lands, however long the
+    queue (persist_timeout bounds the store's progress, not one write's wait)."""
+    n = 8
+    writer = _PacedWriter(monkeypatch)
+    running = 0
+    all_running = anyio.Event()
+
+    @flow
+    async def parked() -> None:
+        nonlocal running
+        running += 1
+        if running == n:
+            all_running.set()
+        await anyio.sleep_forever()
+
+    store = SQLiteStore(tmp_path / "runs.db", max_batch=1)  # one write per transaction
+    async with Runtime(store=store, persist_timeout=0.2) as rt:
+        handles = [await rt.submit(parked) for _ in range(n)]
+        await all_running.wait()
+        # 2 writes per run, 40 ms each: the last run's writes wait ~0.6 s, 3x persist_timeout.
+        writer.delay = 0.04
+        await rt.shutdown(cancel=True)
+        states = [await h.wait() for h in handles]
+        assert [s.name for s in states] == ["Cancelled"] * n
+        stored = await rt.list_flow_runs(flow_name="parked")
+        assert [r.state.name for r in stored if r.state is not None] == ["Cancelled"] * n
+
+
+async def test_a_stuck_writer_cannot_hang_a_cancel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that commits nothing for persist_timeout is stalled: the run ends (Crashed, in
+    memory) instead of waiting for ever, and recovery ends it in the store."""
+    writer = _PacedWriter(monkeypatch)
+    started = anyio.Event()
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+
+    @flow
+    async def parked() -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(30):
+        async with Runtime(store=url, persist_timeout=0.2) as rt:
+            h = await rt.submit(parked)
+            await started.wait()
+            writer.release.clear()  # the next batch blocks in the writer thread
+            state = await h.wait() if await h.cancel() else h._record.state
+            assert state is not None and state.is_crashed()
+            assert "could not be recorded" in (state.message or "")
+            with pytest.raises(StoreStalled, match="committed nothing"):
+                await h.result()
+            assert writer.blocked.is_set()
+            writer.release.set()  # the stuck batch goes through after all: Cancelling
+        # The next runtime on the file finds the run unfinished and its owner gone.
+        async with Runtime(store=url) as rt:
+            run = await rt.read_flow_run(h.id)
+            assert run.state is not None and run.state.is_cancelled()

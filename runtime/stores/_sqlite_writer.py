@@ -17,6 +17,7 @@ import functools
 import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -82,6 +83,7 @@ class Writer:
         self._queue: deque[Op] = deque()
         self._cond = threading.Condition()  # guards _queue and _stopping; wakes the writer
         self._stopping = False
+        self._busy = False  # between taking a batch and looking for the next one
         self._thread: threading.Thread | None = None
         self.conn: sqlite3.Connection | None = None
         # Batch state, touched only by the writer thread.
@@ -95,6 +97,9 @@ class Writer:
         self._existing: set[str] = set()  # ids of this batch's new runs already in the file
         self._max_variables = 999
         self._next_num = 1  # the row number of the next new run
+        # When the writer last showed progress (took a batch or committed one), by the
+        # monotonic clock; read by waiting callers from other threads (a float is atomic).
+        self._progress_at = time.monotonic()
 
     # -- the callers' side ---------------------------------------------------------------------
     def start(self, ready: Op) -> None:
@@ -111,6 +116,13 @@ class Writer:
             if op.kind == CLOSE:
                 self._stopping = True
             self._cond.notify()
+
+    def stalled_for(self) -> float:
+        """Seconds since the writer last took or committed a batch (0 while it is idle)."""
+        with self._cond:
+            if not self._queue and not self._busy:
+                return 0.0  # nothing to do is not being stuck
+        return time.monotonic() - self._progress_at
 
     # -- the writer thread ---------------------------------------------------------------------
     def _main(self, ready: Op) -> None:
@@ -135,6 +147,7 @@ class Writer:
                 closing = batch.pop()
             if batch:
                 self._commit(batch)
+                self._progress_at = time.monotonic()
                 # Waits until the loop has woken them: what is queued meanwhile is the next
                 # batch, so the busier the loop, the larger (and cheaper per write) batches get.
                 _deliver(batch)
@@ -143,8 +156,11 @@ class Writer:
 
     def _take(self) -> list[Op]:
         with self._cond:
+            self._busy = False
             while not self._queue:
                 self._cond.wait()
+            self._busy = True
+            self._progress_at = time.monotonic()
             queue = self._queue
             if len(queue) <= self._max_batch:
                 batch = list(queue)

@@ -36,8 +36,20 @@ class Store(Protocol):
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
         """Insert a new run; `run.state` is its first state and starts its history."""
 
-    async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
-        """Propose `state` for the run through the transition policy and write what it decides."""
+    async def set_state(
+        self,
+        run_id: uuid.UUID,
+        state: State,
+        *,
+        force: bool = False,
+        stall_timeout: float | None = None,
+    ) -> Decision:
+        """Propose `state` for the run through the transition policy and write what it decides.
+
+        With `stall_timeout`, a write that has to wait raises `StoreStalled` once the store has
+        committed nothing at all for that many seconds: the bound is on the store's progress,
+        not on this write's wait, so a healthy store working through a long queue is not stuck.
+        """
 
     async def read_flow_run(self, run_id: uuid.UUID) -> FlowRun:
         """The run as stored now; `FlowRunNotFound` if there is none."""

@@ -64,7 +64,14 @@ class MemoryStore:
             self._history[run.id] = [decision.state]
         return stored
 
-    async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
+    async def set_state(
+        self,
+        run_id: uuid.UUID,
+        state: State,
+        *,
+        force: bool = False,
+        stall_timeout: float | None = None,  # a write here never waits: nothing can stall
+    ) -> Decision:
         if isinstance(state.data, PersistedResult):
             # Memory keeps the live value: the encoded form matters only to durable stores.
             state = msgspec.structs.replace(state, data=state.data.value)

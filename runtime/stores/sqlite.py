@@ -27,7 +27,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreStalled
 from ..models import FlowRun
 from ..policy import Decision
 from ..results import encode_parameters
@@ -172,8 +172,19 @@ class SQLiteStore:
             result: FlowRun = await self._write(CREATE, run, parameters)
         return result
 
-    async def set_state(self, run_id: uuid.UUID, state: State, *, force: bool = False) -> Decision:
-        decision: Decision = await self._write(SET, run_id, state, force)
+    async def set_state(
+        self,
+        run_id: uuid.UUID,
+        state: State,
+        *,
+        force: bool = False,
+        stall_timeout: float | None = None,
+    ) -> Decision:
+        writer = self._writer
+        if writer is None:
+            raise _not_open(self.path)
+        op = Op(SET, (run_id, state, force), anyio.Event(), self._token())
+        decision: Decision = await self._wait(writer, op, stall_timeout)
         return decision
 
     async def read_flow_run(self, run_id: uuid.UUID) -> FlowRun:
@@ -246,11 +257,23 @@ class SQLiteStore:
         result: T = await self._write(CALL, fn)
         return result
 
-    @staticmethod
-    async def _wait(writer: Writer, op: Op) -> Any:
+    async def _wait(self, writer: Writer, op: Op, stall_timeout: float | None = None) -> Any:
         writer.put(op)
         # If this wait is cancelled the write still happens; only its answer is lost.
-        await op.event.wait()
+        if stall_timeout is None:
+            await op.event.wait()
+        else:
+            while not op.event.is_set():
+                # Wakes once per stall_timeout to look at the writer: as long as it commits
+                # batches, this write's turn comes (the queue is first in, first out).
+                with anyio.move_on_after(stall_timeout):
+                    await op.event.wait()
+                if not op.event.is_set() and writer.stalled_for() >= stall_timeout:
+                    raise StoreStalled(
+                        f"The store {self.path} has committed nothing for "
+                        f"{writer.stalled_for():.3g} s; this write may still land later.",
+                        self.path,
+                    )
         if op.error is not None:
             raise op.error
         return op.result
