@@ -23,7 +23,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from actors import Actor, ActorStopped
+from actors import Actor, ActorStopped, MailboxFull
 
 from ._classify import Outcome, classify, crash_message
 from ._generators import iterate_async, iterate_sync
@@ -58,6 +58,7 @@ from .errors import (
     ParameterTypeError,
     StoreError,
 )
+from .models import FlowRun
 from .parameters import call_args
 from .policy import Decision, Status
 from .states import (
@@ -77,7 +78,6 @@ from .states import (
 
 if TYPE_CHECKING:
     from .flows import Flow
-    from .models import FlowRun
     from .runtime import Runtime, _RunRecord
     from .stores import Store
 
@@ -441,7 +441,11 @@ class BaseFlowRunEngine(Actor[Command]):
             interrupt.set(interrupt_error(flow.timeout_seconds))
         # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
         with contextlib.suppress(ActorStopped):
-            await self.ref.tell(outcome)
+            ref = self.ref
+            try:
+                ref.tell_nowait(outcome)  # there is nearly always room: no need to yield first
+            except MailboxFull:
+                await ref.tell(outcome)
 
     # -- the seed engine's surface -------------------------------------------------------
     @property
@@ -478,9 +482,6 @@ class BaseFlowRunEngine(Actor[Command]):
 
         A run inside another run's context is that run's child (its parent id is recorded).
         """
-        from .models import FlowRun
-        from .runtime import _run_name
-
         run_id = uuid.uuid4()
         name, name_error = _run_name(flow, parameters, run_id)
         parent = current_run_context()
@@ -796,6 +797,26 @@ class _Attempt:
             engine.runtime._heartbeating.discard(engine.flow_run.id)
             assert self._reset is not None
             _current.reset(self._reset)
+
+
+def _run_name(
+    flow: Flow[..., Any], parameters: dict[str, Any], run_id: uuid.UUID
+) -> tuple[str, BaseException | None]:
+    """The run's name from `flow_run_name`; an error in it fails the run in `begin_run`."""
+    default = f"{flow.name}-{run_id.hex[:8]}"
+    template = flow.flow_run_name
+    if template is None:
+        return default, None
+    try:
+        name = template.format(**parameters) if isinstance(template, str) else template()
+        if not isinstance(name, str):
+            raise TypeError(
+                f"Callable {template!r} returned type {type(name).__name__} "
+                "but a string is required."
+            )
+    except Exception as exc:
+        return default, exc
+    return name, None
 
 
 def _iterate_call(

@@ -62,6 +62,12 @@ def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) 
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
 
 
+_HOOK_FIELDS = {
+    kind: f"{kind}_hooks"
+    for kind in ("on_running", "on_completion", "on_failure", "on_cancellation", "on_crashed")
+}
+
+
 @attrs.define(eq=False, repr=False)
 class Flow(Generic[P, R]):
     """A decorated function: calling it runs a flow run and returns its result.
@@ -100,6 +106,8 @@ class Flow(Generic[P, R]):
     on_crashed_hooks: tuple[Hook, ...] = attrs.field(
         default=(), converter=_hooks, alias="on_crashed"
     )
+    # (isasync, isgenerator, entrypoint) of `fn`, worked out once: every run asks for them.
+    _kind: tuple[bool, bool, str] = attrs.field(init=False, default=(False, False, ""))
 
     def __attrs_post_init__(self) -> None:
         if not callable(self.fn):
@@ -124,27 +132,33 @@ class Flow(Generic[P, R]):
             self.description = inspect.getdoc(self.fn)
         if self.timeout_seconds == 0:
             self.timeout_seconds = None  # as in Prefect: 0 means no timeout
+        fn: Any = self.fn
+        self._kind = (
+            inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn),
+            inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn),
+            f"{getattr(fn, '__module__', None)}:{getattr(fn, '__qualname__', repr(fn))}",
+        )
 
     # -- what kind of function -------------------------------------------------------------
     @property
     def isasync(self) -> bool:
         """True for coroutine functions and async generator functions."""
-        return inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+        return self._kind[0]
 
     @property
     def isgenerator(self) -> bool:
         """True for generator functions of either kind."""
-        return inspect.isgeneratorfunction(self.fn) or inspect.isasyncgenfunction(self.fn)
+        return self._kind[1]
 
     @property
     def entrypoint(self) -> str:
         """`module:qualname`, how a new process finds this flow again."""
-        return f"{self.fn.__module__}:{self.fn.__qualname__}"
+        return self._kind[2]
 
     # -- options ------------------------------------------------------------------------
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some options changed (hooks replace, they do not append)."""
-        unknown = set(options) - {f.alias for f in attrs.fields(Flow)}
+        unknown = set(options) - {f.alias for f in attrs.fields(Flow) if f.init}
         if unknown:
             raise TypeError(f"unknown flow option(s): {', '.join(sorted(unknown))}")
         if self.persist_result is None:
@@ -157,7 +171,7 @@ class Flow(Generic[P, R]):
 
     def hooks_for(self, kind: str) -> tuple[Hook, ...]:
         """The hooks of one kind (`on_failure`, ...), in the order they run."""
-        hooks: tuple[Hook, ...] = getattr(self, f"{kind}_hooks")
+        hooks: tuple[Hook, ...] = getattr(self, _HOOK_FIELDS[kind])
         return hooks
 
     # Hook decorators: `@my_flow.on_failure` appends the function and returns it unchanged.

@@ -25,6 +25,11 @@ class _Shape:
     signature: inspect.Signature
     hints: dict[str, Any] | None  # None when the hints cannot be resolved
     keywords_only: bool  # fn(**parameters) is a correct call
+    # The parameter names when every one is positional-or-keyword without a default: then a
+    # call binds by position without inspect (the common case, on every submit).
+    plain_names: tuple[str, ...] | None
+    # Per parameter, the exact type a value may already have to need no conversion.
+    exact: dict[str, type]
 
 
 _shapes: weakref.WeakKeyDictionary[Callable[..., Any], _Shape] = weakref.WeakKeyDictionary()
@@ -39,16 +44,35 @@ def _shape(fn: Callable[..., Any]) -> _Shape:
         except Exception:  # unresolvable forward references: nothing to validate against
             hints = None
         plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        keywords_only = all(p.kind in plain for p in sig.parameters.values())
-        shape = _shapes[fn] = _Shape(sig, hints, keywords_only)
+        params = sig.parameters.values()
+        keywords_only = all(p.kind in plain for p in params)
+        simple = all(
+            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is p.empty
+            for p in params
+        )
+        exact = {
+            name: hint
+            for name, hint in (hints or {}).items()
+            if hint in _SCALARS and name in sig.parameters
+        }
+        plain_names = tuple(sig.parameters) if simple else None
+        shape = _shapes[fn] = _Shape(sig, hints, keywords_only, plain_names, exact)
     return shape
+
+
+# Hints whose values cattrs would return unchanged when they already have exactly that type.
+_SCALARS = frozenset({int, float, str, bool, bytes})
 
 
 def bind_parameters(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """Bind a call to `fn`'s signature, defaults applied; `ParameterTypeError` if it cannot bind."""
-    sig = _shape(fn).signature
+    shape = _shape(fn)
+    names = shape.plain_names
+    if names is not None and not kwargs and len(args) == len(names):
+        return dict(zip(names, args, strict=True))  # what sig.bind would give, without it
+    sig = shape.signature
     try:
         bound = sig.bind(*args, **kwargs)
     except TypeError as exc:
@@ -83,9 +107,13 @@ def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> d
     hints, sig = shape.hints, shape.signature
     if not hints:
         return dict(parameters)
+    exact = shape.exact
     validated: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in parameters.items():
+        if type(value) is exact.get(name):
+            validated[name] = value  # already of its (scalar) type: nothing to convert
+            continue
         hint = hints.get(name)
         kind = sig.parameters[name].kind if name in sig.parameters else None
         if hint is None or hint is Any or kind in _VARIADIC:

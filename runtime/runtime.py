@@ -492,26 +492,6 @@ class Runtime:
             raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
 
 
-def _run_name(
-    flow: Flow[..., Any], parameters: dict[str, Any], run_id: uuid.UUID
-) -> tuple[str, BaseException | None]:
-    """The run's name from `flow_run_name`; an error in it fails the run in `begin_run`."""
-    default = f"{flow.name}-{run_id.hex[:8]}"
-    template = flow.flow_run_name
-    if template is None:
-        return default, None
-    try:
-        name = template.format(**parameters) if isinstance(template, str) else template()
-        if not isinstance(name, str):
-            raise TypeError(
-                f"Callable {template!r} returned type {type(name).__name__} "
-                "but a string is required."
-            )
-    except Exception as exc:
-        return default, exc
-    return name, None
-
-
 def _crash_reason(exc: BaseException) -> str:
     if isinstance(exc, anyio.get_cancelled_exc_class()):
         return "Execution was cancelled by the runtime environment."

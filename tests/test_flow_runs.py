@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import anyio
 import pytest
@@ -311,6 +312,33 @@ async def test_bad_call_signature_raises_before_any_run_exists() -> None:
         with pytest.raises(ParameterTypeError):
             await rt.submit(add, 1, 2, 3)
         assert await rt.list_flow_runs() == []
+
+
+async def test_parameters_bind_by_position_keyword_and_default_in_signature_order() -> None:
+    @flow
+    async def three(a: int, b: str, c: float) -> tuple[int, str, float]:
+        return a, b, c
+
+    @flow
+    async def defaults(a: int, b: int = 2, *rest: int, c: bool = True) -> tuple[Any, ...]:
+        return a, b, rest, c
+
+    async with Runtime() as rt:
+        by_position = await rt.submit(three, 1, "x", 2.5)
+        by_keyword = await rt.submit(three, c=2.5, b="x", a=1)
+        for h in (by_position, by_keyword):
+            assert await h.result() == (1, "x", 2.5)
+            assert list(h.flow_run.parameters.items()) == [("a", 1), ("b", "x"), ("c", 2.5)]
+        # Exact scalars pass as they are; others are still coerced (True is not an int here).
+        assert await (await rt.submit(three, True, "y", 1)).result() == (1, "y", 1.0)
+        h = await rt.submit(defaults, 1, 5, 6, 7, c=False)
+        assert await h.result() == (1, 5, (6, 7), False)
+        assert await (await rt.submit(defaults, 1)).result() == (1, 2, (), True)
+        for bad_call in [(1, "x"), (1, "x", 2.5, 4)]:
+            with pytest.raises(ParameterTypeError):
+                await rt.submit(three, *bad_call)
+        with pytest.raises(ParameterTypeError):
+            await rt.submit(three, 1, "x", c=2.5, a=2)
 
 
 async def test_run_name_template_callable_and_error() -> None:
