@@ -55,13 +55,19 @@ def allow_failure(upstream: FlowRunHandle | State) -> AllowFailure:
 
 
 def _is_handle(value: Any) -> bool:
-    from .runtime import FlowRunHandle
+    from .runtime import FlowRunHandle  # runtime imports this module: not at the top
 
     return isinstance(value, FlowRunHandle)
 
 
+# Values that cannot hold a handle: checked first, since has_upstreams sees every parameter.
+_LEAVES = frozenset({int, float, str, bool, bytes, type(None)})
+
+
 def has_upstreams(value: Any) -> bool:
     """Whether `value` holds a run handle or `allow_failure(...)` (also in lists, sets, dicts)."""
+    if type(value) in _LEAVES:
+        return False
     if isinstance(value, AllowFailure) or _is_handle(value):
         return True
     if isinstance(value, dict):

@@ -119,9 +119,11 @@ class BaseFlowRunEngine(Actor[Command]):
         self._attempt_stopped = False  # the current attempt was cancelled by _stop_work
         self._attempt_done: anyio.Event | None = None  # made only when someone waits for it
         self._interrupt: _Interrupt | None = None
-        # Scopes of the child tasks doing this run's work (the attempt, a retry wait, a wait
-        # for a concurrency slot). Cancelling the run cancels them all.
-        self._work: set[anyio.CancelScope] = set()
+        # Scopes of the child tasks doing this run's work: the attempt's, and any others (a
+        # retry wait, a wait for a concurrency slot; a set made only when there are some).
+        # Cancelling the run cancels them all.
+        self._attempt_scope: anyio.CancelScope | None = None
+        self._work: set[anyio.CancelScope] | None = None
         self._holds_slot = False
         # persist_result and log_prints left unset (None) on a subflow follow its parent's run:
         # this engine is built in the caller's context, so the current run is the parent.
@@ -431,7 +433,8 @@ class BaseFlowRunEngine(Actor[Command]):
                 raise  # the actor's teardown: its on_stop decides the state
             outcome = Crash(exc)
         finally:
-            self._work.discard(scope)
+            if self._attempt_scope is scope:
+                self._attempt_scope = None
             self._attempt_running = False
             if self._attempt_done is not None:
                 self._attempt_done.set()
@@ -661,22 +664,24 @@ class BaseFlowRunEngine(Actor[Command]):
     def _spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Start run work in a child task, under a scope that cancelling the run cancels."""
         scope = anyio.CancelScope()
-        self._work.add(scope)
+        work_scopes = self._work
+        if work_scopes is None:
+            work_scopes = self._work = set()
+        work_scopes.add(scope)
 
         async def work() -> None:
             try:
                 with scope:  # cancelled by _stop_work (cancel, timeout, crash)
                     await fn(*args)
             finally:
-                self._work.discard(scope)
+                work_scopes.discard(scope)
 
         self.start_soon(work)
 
     def _start_attempt(self) -> None:
         """Start the next attempt in a child task, under a scope that `_stop_work` cancels."""
         self._attempt += 1
-        scope = anyio.CancelScope()
-        self._work.add(scope)
+        scope = self._attempt_scope = anyio.CancelScope()
         self._attempt_running, self._attempt_done = True, None
         self._attempt_stopped = False
         self.start_soon(self.call_flow_fn, self._attempt, scope)
@@ -686,7 +691,9 @@ class BaseFlowRunEngine(Actor[Command]):
         if self._interrupt is not None:
             self._interrupt.set(error)
         self._attempt_stopped = True
-        for scope in self._work:
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
+        for scope in self._work or ():
             scope.cancel()
 
     def _abandon(self, error: Exception) -> None:
@@ -724,7 +731,7 @@ class BaseFlowRunEngine(Actor[Command]):
         # Break the record <-> actor cycle: a finished run's memory goes back at once rather
         # than at the next full garbage collection (which dominates at thousands of runs).
         record.engine = None
-        self._work.clear()
+        self._attempt_scope = self._work = None
         self.deadline = None
 
 
