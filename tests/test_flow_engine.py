@@ -92,7 +92,7 @@ async def test_the_engines_are_the_run_actors() -> None:
         engine = rt._runs[h.id].engine
         assert type(engine) is AsyncFlowRunEngine
         assert engine.client is rt.store and engine.heartbeat_seconds == rt.heartbeat_seconds
-        await anyio.wait_all_tasks_blocked()
+        await rt._runs[h.id].wait_began()  # Running is written (on any store)
         assert engine.is_running() and not engine.is_pending()
         release.set()
         assert (await h.wait()).is_completed() and engine.result() is None
