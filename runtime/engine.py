@@ -77,6 +77,7 @@ from .states import (
 )
 
 if TYPE_CHECKING:
+    from ._threads import ThreadRunner
     from .flows import Flow
     from .runtime import Runtime, _RunRecord
     from .stores import Store
@@ -536,10 +537,14 @@ class BaseFlowRunEngine(Actor[Command]):
         """Record the child run started by the current subflow call (see load_subflow_run)."""
         self._children[str(self._subflow_count)] = record
 
-    async def _invoke(
+    def _invoke(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
-    ) -> Any:
-        """Call the user function for one attempt (under `deadline`) and return its value."""
+    ) -> Awaitable[Any]:
+        """What to await for one attempt of the user function (under `deadline`): its value.
+
+        Returns the awaitable rather than awaiting it, so that an attempt's task carries no
+        frame of ours between the engine and the user's coroutine.
+        """
         raise NotImplementedError
 
     # -- internals ------------------------------------------------------------------------
@@ -738,13 +743,13 @@ class BaseFlowRunEngine(Actor[Command]):
 class AsyncFlowRunEngine(BaseFlowRunEngine):
     """Runs an async flow: each attempt awaits the function in a child task of the actor."""
 
-    async def _invoke(
+    def _invoke(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
-    ) -> Any:
+    ) -> Awaitable[Any]:
         if self.record.items is not None:
-            await iterate_async(self.flow.fn(*args, **kwargs), self.record.items, deadline)
-            return None
-        return await self.flow.fn(*args, **kwargs)
+            return iterate_async(self.flow.fn(*args, **kwargs), self.record.items, deadline)
+        result: Awaitable[Any] = self.flow.fn(*args, **kwargs)
+        return result
 
 
 class FlowRunEngine(BaseFlowRunEngine):
@@ -754,19 +759,20 @@ class FlowRunEngine(BaseFlowRunEngine):
     thread runs on until the function returns, and it can stop early via `check_cancelled()`.
     """
 
-    async def _invoke(
+    def _invoke(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], deadline: anyio.CancelScope
-    ) -> Any:
+    ) -> Awaitable[Any]:
         call = functools.partial(self.flow.fn, *args, **kwargs)
         items = self.record.items
         name = f"flow-run {self.flow_run.name}"
+        threads: ThreadRunner = self.runtime._threads
         if items is None:
-            return await self.runtime._threads.run(call, name=name)
+            return threads.run(call, name=name)
         # A generator's thread talks to the event loop at every value: give it a moment to
         # stop (it stops at its next value) rather than leave it calling into a closed loop.
         token = anyio.lowlevel.current_token()
         call = functools.partial(_iterate_call, call, items, deadline, token)
-        return await self.runtime._threads.run(call, name=name, grace=self.runtime.cancel_grace)
+        return threads.run(call, name=name, grace=self.runtime.cancel_grace)
 
 
 class _Attempt:
