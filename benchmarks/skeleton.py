@@ -9,6 +9,8 @@ and then awaited, measured in turn in this process:
 - `actor`: what every flow run needs by design, and nothing else: an actor task with its own
   task group and a memory-stream mailbox, a child task for the attempt that tells the actor
   its outcome through the mailbox, and an event for whoever waits for the end;
+- `inline`: for comparison, an actor task and mailbox running the attempt in its own task
+  under a cancel scope, with no task group and no child task (not DESIGN.md's structure);
 - `flowactor`: a trivial flow run on the memory store.
 
 The ratio actor / floor is the part of flowactor / floor that no change to flowactor's own code
@@ -79,6 +81,36 @@ async def actor_round(n: int) -> float:
     return time.perf_counter() - started
 
 
+async def inline_actor_round(n: int) -> float:
+    """Seconds for N actors that run the attempt in their own task (no child task).
+
+    Not what DESIGN.md prescribes: the shape a cancel would take if it cancelled the attempt's
+    scope directly from the system lane, measured to show what the child task costs.
+    """
+
+    async def actor(done: anyio.Event) -> None:
+        send, receive = anyio.create_memory_object_stream[int](16)
+        with send, receive:
+            send.send_nowait(1)  # Begin
+            await receive.receive()
+            with anyio.CancelScope():  # the attempt, cancellable on its own
+                await anyio.lowlevel.checkpoint()  # the trivial flow's one await
+        done.set()
+
+    async def submit(root: TaskGroup) -> anyio.Event:
+        await anyio.lowlevel.checkpoint()
+        done = anyio.Event()
+        root.start_soon(actor, done)
+        return done
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as root:
+        events = [await submit(root) for _ in range(n)]
+        for event in events:
+            await event.wait()
+    return time.perf_counter() - started
+
+
 async def flowactor_round(n: int) -> float:
     """Seconds for N trivial flow runs on the memory store (the `throughput` shape)."""
     async with Runtime(store="memory://") as rt:
@@ -92,6 +124,7 @@ async def flowactor_round(n: int) -> float:
 SHAPES: dict[str, Callable[[int], Awaitable[float]]] = {
     "floor": floor_round,
     "actor": actor_round,
+    "inline": inline_actor_round,
     "flowactor": flowactor_round,
 }
 

@@ -168,7 +168,7 @@ def test_skeleton_measures_every_shape(backend: str, capsys: pytest.CaptureFixtu
 
     skeleton.main(["--runs", "50", "--rounds", "1", "--backend", backend])
     out = capsys.readouterr().out
-    for shape in ("floor", "actor", "flowactor"):
+    for shape in ("floor", "actor", "inline", "flowactor"):
         (line,) = [line for line in out.splitlines() if line.split()[:1] == [shape]]
         assert "µs per run" in line and "x the floor" in line
     with pytest.raises(SystemExit):
