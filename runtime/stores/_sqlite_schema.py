@@ -115,7 +115,8 @@ class Config:
 def connect_writer(config: Config) -> sqlite3.Connection:
     """The writer's connection (WAL, schema checked or created). Raises `StoreError`s."""
     try:
-        conn = _connect(config, check_same_thread=True)
+        # Room for every padded multi-row statement (see _sqlite_writer._COUNTS) and the rest.
+        conn = _connect(config, check_same_thread=True, cached_statements=256)
     except sqlite3.Error as exc:
         raise store_error(exc, config) from exc
     try:
@@ -152,7 +153,9 @@ def connect_reader(config: Config) -> sqlite3.Connection:
     return conn
 
 
-def _connect(config: Config, *, check_same_thread: bool) -> sqlite3.Connection:
+def _connect(
+    config: Config, *, check_same_thread: bool, cached_statements: int = 64
+) -> sqlite3.Connection:
     if config.read_only:
         target, uri = Path(config.path).absolute().as_uri() + "?mode=ro", True
     else:
@@ -163,7 +166,7 @@ def _connect(config: Config, *, check_same_thread: bool) -> sqlite3.Connection:
         timeout=config.busy_timeout,
         isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
         check_same_thread=check_same_thread,
-        cached_statements=64,
+        cached_statements=cached_statements,
     )
 
 

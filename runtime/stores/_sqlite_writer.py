@@ -14,6 +14,7 @@ other process's commit changes `PRAGMA data_version`, which empties the cache.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import sqlite3
 import threading
@@ -43,6 +44,7 @@ OPEN, CREATE, SET, CALL, CLOSE = range(5)
 
 _MAX_ROWS = 1000  # rows per multi-row statement (also bounded by SQLite's variable limit)
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
+_chain = itertools.chain.from_iterable  # flattens rows into one parameter list
 
 
 class Op:
@@ -242,8 +244,7 @@ class Writer:
 
     def _create(self, run: FlowRun, parameters: bytes) -> FlowRun:
         assert self.conn is not None and run.state is not None
-        key = str(run.id)
-        if run.id in self._cache or key in self._existing:
+        if run.id in self._cache or (self._existing and str(run.id) in self._existing):
             raise ValueError(f"flow run {run.id} already exists")
         # The first state goes through the policy too, for its bookkeeping (start time, ...).
         decision = decide(msgspec.structs.replace(run, state=None), run.state)
@@ -334,19 +335,38 @@ class Writer:
         per = max(1, min(_MAX_ROWS, self._max_variables // width))
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
-            self.conn.execute(_sql(template, width, len(chunk)), [v for row in chunk for v in row])
+            count = _padded(len(chunk), per)
+            values = list(_chain(chunk))
+            if count > len(chunk):
+                values.extend([None] * (width * (count - len(chunk))))  # rows the SQL skips
+            self.conn.execute(_sql(template, width, count), values)
 
     def _existing_runs(self, runs: list[FlowRun]) -> set[str]:
         """Which of these new runs' ids are already in the file (one query per chunk)."""
         assert self.conn is not None
-        keys = [str(run.id) for run in runs]
+        keys: list[str | None] = [str(run.id) for run in runs]
         found: set[str] = set()
         per = max(1, min(_MAX_ROWS, self._max_variables))
         for start in range(0, len(keys), per):
             chunk = keys[start : start + per]
-            sql = codec.EXISTING_RUNS.format(rows=", ".join("?" * len(chunk)))
+            count = _padded(len(chunk), per)
+            chunk.extend([None] * (count - len(chunk)))  # `id IN (NULL)` matches nothing
+            sql = codec.EXISTING_RUNS.format(rows=", ".join("?" * count))
             found.update(row[0] for row in self.conn.execute(sql, chunk))
         return found
+
+
+# The row counts statements are padded to (at most half of a statement is padding): few enough
+# that the writer's statement cache keeps every statement a batch uses prepared.
+_COUNTS = sorted({c for k in range(10) for c in (1 << k, 3 << k >> 1)} | {_MAX_ROWS})
+
+
+def _padded(count: int, per: int) -> int:
+    """The row count to pad `count` rows to: the next of `_COUNTS`, at most `per`."""
+    for padded in _COUNTS:
+        if padded >= count:
+            return min(padded, per)
+    return per
 
 
 @functools.lru_cache(maxsize=256)
