@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="draw a chart (matplotlib)")
     parser.add_argument("--smoke", action="store_true", help="tiny N and 1 round, for CI")
     parser.add_argument(
+        "--submitters",
+        type=_positive,
+        default=64,
+        metavar="K",
+        help="tasks sharing the N submits in throughput, floor, sync, backends (64)",
+    )
+    parser.add_argument(
         "--prefect-runs", type=_positive, default=10, metavar="N", help="N for Prefect (10)"
     )
     parser.add_argument(
@@ -116,6 +123,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
         isolate=not args.in_process,
         progress=not args.no_progress,
         prefect_runs=args.prefect_runs,
+        submitters=args.submitters,
         timeout=args.timeout,
         stall=args.stall,
         profile_dir=args.profile,

@@ -41,6 +41,7 @@ class Config:
     isolate: bool = True  # each round in a fresh subprocess
     progress: bool = True
     prefect_runs: int = 10
+    submitters: int = 64  # tasks sharing the submits in throughput-shaped scenarios
     timeout: float = 900.0  # seconds one measurement process may take
     stall: float = 120.0  # seconds a measurement process may go without progress
     workdir: Path = Path(".")  # scratch space (SQLite files); made and removed by the CLI

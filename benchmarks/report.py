@@ -176,6 +176,7 @@ def build_document(
                 "smoke": config.smoke,
                 "isolated_processes": config.isolate,
                 "prefect_runs": config.prefect_runs,
+                "submitters": config.submitters,
                 "method": (
                     "each round in a fresh process that warms up first (excluded); "
                     "median and min-max over rounds; peak RSS = max(ru_maxrss, 50 ms samples)"

@@ -75,6 +75,9 @@ def test_every_sized_scenario_completes_on_asyncio(
     # The checks each scenario makes against its target.
     assert [t["metric"] for t in by_name["throughput"]["rows"][0]["targets"]] == ["runs_per_s"]
     assert by_name["floor"]["rows"][0]["summary"]["ratio"]["median"] > 0
+    # 64 submitters share the submits by default (a durable submit waits for its commit).
+    assert document["parameters"]["submitters"] == 64
+    assert by_name["throughput"]["rows"][0]["rounds"][0]["submitters"] == 64
     assert by_name["cancel"]["rows"][0]["rounds"][0]["completed"] == 100
     memory = by_name["memory"]["rows"]
     assert [r["case"].split(" · ")[0] for r in memory[:2]] == ["flowactor", "floor"]
@@ -82,11 +85,14 @@ def test_every_sized_scenario_completes_on_asyncio(
 
 
 def test_every_sized_scenario_completes_on_trio(tmp_path: Path) -> None:
-    code, document = _run(tmp_path, *SIZED, "--backend", "trio")
+    # 3 submitters do not divide the smoke N: every run must still be submitted once.
+    code, document = _run(tmp_path, *SIZED, "--backend", "trio", "--submitters", "3")
     assert code == 0
     _check_document(document, SIZED)
     rows = [row for s in document["scenarios"] for row in s["rows"]]
     assert all(row["params"]["backend"] == "trio" for row in rows)
+    throughput = document["scenarios"][0]["rows"][0]["rounds"][0]
+    assert (throughput["submitters"], throughput["completed"]) == (3, throughput["expected"])
 
 
 def test_backends_side_by_side(tmp_path: Path) -> None:
@@ -136,9 +142,10 @@ def test_a_stalled_process_is_killed() -> None:
         run_job(job, {"seconds": 30}, stall=0.5)
 
 
-def test_usage_errors() -> None:
+@pytest.mark.parametrize("argv", [["nonsense"], ["--submitters", "0", "throughput"]])
+def test_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli.main(["nonsense"])
+        cli.main(argv)
     assert exc.value.code == 2
 
 

@@ -1,7 +1,8 @@
 """`sync`: N trivial sync flow runs submitted at once; each runs in a worker thread.
 
-Same shape as `throughput` (N clients, each submits and awaits its result), with the runtime's
-default thread limit. No target of its own: Prefect's sync flows are compared in `prefect`.
+Same shape as `throughput` (`--submitters` tasks share the N submits, then every result is
+awaited), with the runtime's default thread limit. No target of its own: Prefect's sync
+flows are compared in `prefect`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """`throughput`: N trivial flow runs submitted at once; runs/s, µs per run and peak RSS.
 
-One task submits the N runs in a loop, then awaits every result. Wall time runs from the
-first submit to the last result; the runtime's start-up and a warm-up batch (in its own
-runtime and store) are excluded. Afterwards the store must hold N runs in COMPLETED.
+`--submitters K` tasks (64 by default) share the N submits, each submitting its share in a
+loop; then every result is awaited. Several submitters matter on a durable store, where a
+submit returns only once its run is committed: one loop would wait for one commit per run.
+Wall time runs from the first submit to the last result; the runtime's start-up and a warm-up
+batch (in its own runtime and store) are excluded. Afterwards the store must hold N runs in
+COMPLETED.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import gc
 import math
 from typing import Any
 
-from runtime import Flow, Runtime, StateType
+import anyio
+
+from runtime import Flow, FlowRunHandle, Runtime, StateType
 
 from .. import loops
 from ..flows import trivial, trivial_sync
@@ -42,20 +47,36 @@ TARGETS = {
 
 # -- in the measurement process ---------------------------------------------------------------
 async def run_batch(
-    url: str, flow: Flow[..., Any], n: int, probe: Probe, cpu: CpuShare | None = None
+    url: str,
+    flow: Flow[..., Any],
+    n: int,
+    probe: Probe,
+    cpu: CpuShare | None = None,
+    *,
+    submitters: int = 1,
 ) -> dict[str, Any]:
-    """Submit `n` runs of `flow` from one loop, then await them all; verify the store.
+    """Submit `n` runs of `flow` from `submitters` tasks, then await them all; verify the store.
 
     Submitting is a checkpoint, so runs already submitted progress while later ones are being
-    submitted, as they would for an application feeding the runtime from a loop.
+    submitted, as they would for an application feeding the runtime from a few loops.
     """
     async with Runtime(store=url) as rt:
         wrong = 0
+        handles: list[FlowRunHandle | None] = [None] * n
+
+        async def submit_share(part: int, step: int) -> None:
+            for i in range(part, n, step):
+                handles[i] = await rt.submit(flow, i)
+
         probe.start(n, "run" if cpu is not None else "warm-up")
         started = timer()
         with cpu.measuring() if cpu is not None else contextlib.nullcontext():
-            handles = [await rt.submit(flow, i) for i in range(n)]
+            step = max(1, min(submitters, n))
+            async with anyio.create_task_group() as tg:
+                for part in range(step):
+                    tg.start_soon(submit_share, part, step)
             for i, handle in enumerate(handles):
+                assert handle is not None  # every submitter finished without raising
                 try:
                     value = await handle.result()
                 except Exception:
@@ -78,6 +99,7 @@ async def run_batch(
         "expected": n,
         "ok": completed == n and wrong == 0,
         "close_s": close_s,
+        "submitters": submitters,
     }
 
 
@@ -90,16 +112,17 @@ async def _flowactor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any
     n, store, workdir = int(params["n"]), str(params["store"]), str(params["workdir"])
     flow = trivial_sync if params.get("flow") == "sync" else trivial
     warmup = int(params.get("warmup", 0))
+    submitters = int(params.get("submitters", 1))
     if warmup:
         url = store_url(store, workdir, "warmup")
-        await run_batch(url, flow, warmup, probe)
+        await run_batch(url, flow, warmup, probe, submitters=submitters)
         remove_sqlite(url)
     gc.collect()
     url = store_url(store, workdir, "run")
     cpu = CpuShare()
     try:
         with probe.sampling() as sampler:
-            figures = await run_batch(url, flow, n, probe, cpu)
+            figures = await run_batch(url, flow, n, probe, cpu, submitters=submitters)
     finally:
         remove_sqlite(url)
     figures.update(sampler.figures())
@@ -119,6 +142,7 @@ def measure_flowactor(
         "backend": backend,
         "flow": flow,
         "warmup": config.warmup(n),
+        "submitters": config.submitters,
     }
     who = "flowactor" if flow == "async" else f"flowactor {flow}"
     measured = session.measure(JOB, params, label=f"{who} · {store} · {backend} · N={n:,}")
