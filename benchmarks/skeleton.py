@@ -2,7 +2,7 @@
 
     python -m benchmarks.skeleton [--runs 10000] [--rounds 3] [--backend asyncio|uvloop|trio]
 
-Three shapes, each N runs submitted from one loop (a checkpoint per submit, as `Runtime.submit`)
+Four shapes, each N runs submitted from one loop (a checkpoint per submit, as `Runtime.submit`)
 and then awaited, measured in turn in this process:
 
 - `floor`: one plain anyio task per run that returns at once (the `floor` scenario's shape);
