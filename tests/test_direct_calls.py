@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from runtime import Runtime, State, StateType, flow, get_run_context
+from tests._arrivals import Arrivals
 
 pytestmark = pytest.mark.anyio
 
@@ -158,16 +159,12 @@ async def test_parent_retry_reuses_a_completed_subflow_without_rerunning_it() ->
 
 
 async def test_concurrent_subflows_run_concurrently() -> None:
-    both_running = anyio.Event()
-    running = 0
+    running = Arrivals(2)
 
     @flow
     async def part() -> None:
-        nonlocal running
-        running += 1
-        if running == 2:
-            both_running.set()
-        await both_running.wait()  # only returns if the other part runs at the same time
+        running.arrive()
+        await running.wait()  # only returns if the other part runs at the same time
 
     @flow
     async def fan_out() -> None:

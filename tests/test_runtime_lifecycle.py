@@ -10,6 +10,7 @@ import pytest
 
 from runtime import FINAL_STATES, MemoryStore, Runtime, RuntimeClosed, StateType, flow
 from runtime.errors import StoreFull
+from tests._arrivals import Arrivals
 
 pytestmark = pytest.mark.anyio
 
@@ -160,20 +161,16 @@ async def test_ten_thousand_concurrent_trivial_runs_all_complete() -> None:
 
 
 async def test_cancelling_a_thousand_running_runs_leaves_none_unfinished() -> None:
-    started = 0
-    all_started = anyio.Event()
+    started = Arrivals(1_000)
 
     @flow
     async def parked() -> None:
-        nonlocal started
-        started += 1
-        if started == 1_000:
-            all_started.set()
+        started.arrive()
         await anyio.sleep_forever()
 
     async with Runtime() as rt:
         handles = [await rt.submit(parked) for _ in range(1_000)]
-        await all_started.wait()
+        await started.wait()
         async with anyio.create_task_group() as tg:
             for h in handles:
                 tg.start_soon(h.cancel)

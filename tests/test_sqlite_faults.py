@@ -31,6 +31,7 @@ from runtime import (
     flow,
 )
 from runtime.stores._sqlite_writer import Writer
+from tests._arrivals import Arrivals
 
 pytestmark = pytest.mark.anyio
 
@@ -278,21 +279,17 @@ async def test_runs_ending_at_once_wait_behind_each_other_longer_than_persist_ti
     queue (persist_timeout bounds the store's progress, not one write's wait)."""
     n = 8
     writer = _PacedWriter(monkeypatch)
-    running = 0
-    all_running = anyio.Event()
+    running = Arrivals(n)
 
     @flow
     async def parked() -> None:
-        nonlocal running
-        running += 1
-        if running == n:
-            all_running.set()
+        running.arrive()
         await anyio.sleep_forever()
 
     store = SQLiteStore(tmp_path / "runs.db", max_batch=1)  # one write per transaction
     async with Runtime(store=store, persist_timeout=0.2) as rt:
         handles = [await rt.submit(parked) for _ in range(n)]
-        await all_running.wait()
+        await running.wait()
         # 2 writes per run, 40 ms each: the last run's writes wait ~0.6 s, 3x persist_timeout.
         writer.delay = 0.04
         await rt.shutdown(cancel=True)
