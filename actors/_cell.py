@@ -25,6 +25,8 @@ __all__ = ["ActorCell"]
 
 logger = logging.getLogger("actors")
 
+_NOTHING: Any = object()  # what Mailbox.poll returns here when both lanes are empty
+
 
 def _no_factory() -> Actor[Any]:
     raise RuntimeError("a stopped actor is not restarted")
@@ -186,24 +188,17 @@ class ActorCell:
         receive = actor.receive
         waited = True  # the task has just been scheduled: no need to yield before the first item
         while True:
-            try:
-                item = mailbox.get_nowait()
-                empty = False
-            except anyio.WouldBlock:
-                empty = True
-            if empty:
-                # Not awaited in the except block: a task sleeping there keeps the exception
-                # and its traceback alive.
+            item = mailbox.poll(_NOTHING)
+            if item is _NOTHING:
                 item = await mailbox.next()  # sleeps until an item comes
-            else:
-                if not waited and item is not STOP:
-                    # One scheduling point between two messages, so that a busy actor stays
-                    # fair to the rest of the loop. Cancelled here, the item goes back first.
-                    try:
-                        await checkpoint()
-                    except BaseException:
-                        mailbox.unget(item)
-                        raise
+            elif not waited and item is not STOP:
+                # One scheduling point between two messages, so that a busy actor stays fair
+                # to the rest of the loop. Cancelled here, the item goes back first.
+                try:
+                    await checkpoint()
+                except BaseException:
+                    mailbox.unget(item)
+                    raise
             waited = False
             if item is STOP:
                 # Nothing more will be handled: refuse new mail now, not after on_stop.

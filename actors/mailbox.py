@@ -15,6 +15,7 @@ from ._errors import ActorStopped, MailboxFull
 __all__ = ["Mailbox", "MailboxStatistics"]
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class _Wake:
@@ -22,6 +23,13 @@ class _Wake:
 
 
 _WAKE: Final = _Wake()
+
+
+class _Nothing:
+    """What poll() returns here when both lanes are empty."""
+
+
+_NOTHING: Final = _Nothing()
 
 
 @attrs.define(eq=False)
@@ -131,16 +139,35 @@ class Mailbox(Generic[T]):
 
     def get_nowait(self) -> T:
         """Take the next item without waiting; ``anyio.WouldBlock`` if both lanes are empty."""
+        item = self.poll(_NOTHING)
+        if isinstance(item, _Nothing):
+            raise anyio.WouldBlock
+        return item
+
+    def poll(self, default: D) -> T | D:
+        """Take the next item without waiting, or return `default` if both lanes are empty."""
         if self._system:
             return self._system.pop(0)
         if self._held:
             return self._held.pop()
-        while True:
-            item = self._receive.receive_nowait()
+        receive = self._receive
+        while self._user_waiting():
+            item = receive.receive_nowait()  # something is there: it cannot raise WouldBlock
             if isinstance(item, _Parked):
                 return item.item
             if not isinstance(item, _Wake):
                 return item
+        return default
+
+    def _user_waiting(self) -> bool:
+        """Whether the user lane holds an item (in its buffer or with a waiting sender).
+
+        Asked of the stream's statistics rather than learnt from a raised WouldBlock: an
+        exception that passes through a coroutine gives it a frame object for as long as it
+        lives, and every idle actor's loop would carry one.
+        """
+        stats = self._receive.statistics()
+        return bool(stats.current_buffer_used or stats.tasks_waiting_send)
 
     async def next(self) -> T:
         """Like ``get`` but without the scheduling point when an item is ready.
@@ -149,24 +176,17 @@ class Mailbox(Generic[T]):
         message unless it has just waited).
         """
         while True:
-            if self._system:
-                return self._system.pop(0)
-            if self._held:
-                return self._held.pop()
+            ready = self.poll(_NOTHING)
+            if not isinstance(ready, _Nothing):
+                return ready
+            if self._closed:
+                raise self._stopped()
+            # Sleep on the user lane; put_system wakes us while _sleeping is set.
+            self._sleeping = True
             try:
-                item = self._receive.receive_nowait()
-                empty = False
-            except anyio.WouldBlock:
-                empty = True
-            if empty:
-                # Sleep on the user lane; put_system wakes us while _sleeping is set. (Not
-                # inside the except block: a task sleeping there keeps the exception and its
-                # traceback alive, for every idle actor.)
-                self._sleeping = True
-                try:
-                    item = await self._receive.receive()
-                finally:
-                    self._sleeping = False
+                item = await self._receive.receive()
+            finally:
+                self._sleeping = False
             if isinstance(item, _Wake):
                 continue
             if isinstance(item, _Parked):
@@ -193,11 +213,8 @@ class Mailbox(Generic[T]):
         self._closed = True
         left = self._held
         self._held = []
-        while True:
-            try:
-                item = self._receive.receive_nowait()
-            except anyio.WouldBlock:
-                break
+        while self._user_waiting():
+            item = self._receive.receive_nowait()
             if isinstance(item, _Parked):
                 if item.sender_gone:
                     left.append(item.item)

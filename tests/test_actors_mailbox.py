@@ -57,6 +57,34 @@ async def test_close_drains_everything_and_refuses_more() -> None:
         await mailbox.put("c")
 
 
+async def test_poll_takes_what_is_there_or_returns_the_default() -> None:
+    mailbox: Mailbox[str] = Mailbox(2)
+    nothing = object()
+    assert mailbox.poll(nothing) is nothing
+    with pytest.raises(anyio.WouldBlock):
+        mailbox.get_nowait()
+    mailbox.put_nowait("a")
+    mailbox.put_system("s")  # nobody sleeps: no wake-up sentinel is queued
+    assert [mailbox.poll(nothing), mailbox.poll(nothing)] == ["s", "a"]
+    assert mailbox.poll(None) is None
+    mailbox.close()
+    assert mailbox.poll(nothing) is nothing
+    with pytest.raises(ActorStopped):
+        await mailbox.get()
+
+
+async def test_poll_takes_the_item_of_a_sender_waiting_for_room() -> None:
+    mailbox: Mailbox[str] = Mailbox(0)  # no buffer: every sender waits for the consumer
+    nothing = object()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(mailbox.put, "waited")
+        await anyio.wait_all_tasks_blocked()
+        assert mailbox.statistics().waiting_senders == 1
+        assert mailbox.poll(nothing) == "waited"
+    assert mailbox.poll(nothing) is nothing
+    assert mailbox.close() == []
+
+
 async def test_close_rejects_senders_still_waiting_for_room() -> None:
     mailbox: Mailbox[str] = Mailbox(1)
     mailbox.put_nowait("queued")
