@@ -4,11 +4,15 @@
   then wait to be killed (lease 1 s, so it expires soon after the kill).
 - `results DB`: run flows that persist results (json, msgpack, pickle) and print
   `name=run_id` lines, then exit normally.
+- `open DB`: print `READY`, read a start time (`time.time()`) from stdin, wait for it, then
+  open a Runtime on DB (a new file, opened by several children at once), complete one run
+  and print `DONE`.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 import anyio
 
@@ -69,6 +73,21 @@ async def results(db: str) -> None:
             print(f"{f.name}={handle.id}", flush=True)
 
 
+@flow
+async def opened() -> int:
+    return 1
+
+
+async def open_together(db: str, start: float) -> None:
+    # Spin rather than sleep: the children are all running, on every core, when the moment
+    # comes, so their opens overlap (and one may be preempted holding the file's lock).
+    while time.time() < start:
+        pass
+    async with Runtime(store=f"sqlite:///{db}") as rt:
+        assert await (await rt.submit(opened)).result() == 1
+    print("DONE", flush=True)
+
+
 def main() -> None:
     mode, db = sys.argv[1], sys.argv[2]
     backend = "trio" if "--trio" in sys.argv else "asyncio"
@@ -76,6 +95,10 @@ def main() -> None:
         anyio.run(park, db, int(sys.argv[3]), backend=backend)
     elif mode == "results":
         anyio.run(results, db, backend=backend)
+    elif mode == "open":
+        print("READY", flush=True)
+        start = float(sys.stdin.readline())  # a moment on the wall clock, the same for all
+        anyio.run(open_together, db, start, backend=backend)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

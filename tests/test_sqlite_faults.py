@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,10 +31,18 @@ from runtime import (
     StoreStalled,
     flow,
 )
+from runtime.stores import _sqlite_schema
 from runtime.stores._sqlite_writer import Writer
 from tests._arrivals import Arrivals
 
 pytestmark = pytest.mark.anyio
+
+CHILD = Path(__file__).with_name("_sqlite_child.py")
+
+
+@flow(name="ok")
+async def _ok() -> None:
+    return None
 
 
 def _run(i: int = 0) -> FlowRun:
@@ -329,3 +338,92 @@ async def test_a_stuck_writer_cannot_hang_a_cancel(
         async with Runtime(store=url) as rt:
             run = await rt.read_flow_run(h.id)
             assert run.state is not None and run.state.is_cancelled()
+
+
+async def _read_until(child: anyio.abc.Process, marker: bytes) -> bytes:
+    """What the child printed, up to `marker` or to its end."""
+    assert child.stdout is not None
+    buffer = b""
+    while marker not in buffer:
+        try:
+            buffer += await child.stdout.receive()
+        except anyio.EndOfStream:
+            break
+    return buffer
+
+
+async def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL fails at once (SQLite skips its busy wait there) for all but
+    one of the processes doing it together: the others try again instead of failing."""
+    db = tmp_path / "runs.db"
+    n = 4
+    command = [sys.executable, str(CHILD), "open", str(db)]
+    async with contextlib.AsyncExitStack() as stack:
+        children = [
+            await stack.enter_async_context(await anyio.open_process(command)) for _ in range(n)
+        ]
+        with anyio.fail_after(60):
+            for child in children:
+                assert b"READY" in await _read_until(child, b"READY")
+            start = f"{time.time() + 0.2!r}\n".encode()  # all of them start at this moment
+            for child in children:
+                assert child.stdin is not None
+                await child.stdin.send(start)
+            done = [b"DONE" in await _read_until(child, b"DONE") for child in children]
+            codes = [await child.wait() for child in children]
+        errors = [
+            (await child.stderr.receive(65536)).decode(errors="replace")
+            for child in children
+            if child.stderr is not None and child.returncode
+        ]
+    assert done == [True] * n and codes == [0] * n, errors
+    async with Runtime(store=f"sqlite:///{db}") as rt:
+        runs = await rt.list_flow_runs(flow_name="opened")
+        assert [r.state.name for r in runs if r.state is not None] == ["Completed"] * n
+
+
+def _busy_error() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    error.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+    return error
+
+
+async def test_a_store_whose_setup_finds_the_file_busy_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLITE_BUSY raised without SQLite's own wait is tried again within the busy timeout."""
+    ensure = _sqlite_schema._ensure_schema
+    attempts = 0
+
+    def busy_three_times(conn: sqlite3.Connection, config: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 3:
+            raise _busy_error()
+        ensure(conn, config)
+
+    monkeypatch.setattr(_sqlite_schema, "_ensure_schema", busy_three_times)
+    async with Runtime(store=SQLiteStore(tmp_path / "runs.db")) as rt:
+        assert (await (await rt.submit(_ok)).wait()).is_completed()
+    assert attempts == 4
+
+
+async def test_a_store_whose_file_stays_busy_fails_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = 0
+
+    def always_busy(conn: sqlite3.Connection, config: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise _busy_error()
+
+    monkeypatch.setattr(_sqlite_schema, "_ensure_schema", always_busy)
+    db = tmp_path / "runs.db"
+    started = time.monotonic()
+    with pytest.raises(StoreLocked, match=r"busy timeout \(0.05 s\)") as caught:
+        async with Runtime(store=SQLiteStore(db, busy_timeout=0.05)):
+            pass
+    assert time.monotonic() - started >= 0.05  # it waited out the timeout, then gave up
+    assert attempts > 1 and str(db) in str(caught.value)

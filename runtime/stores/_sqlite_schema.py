@@ -17,7 +17,8 @@ The schema version is `PRAGMA user_version`; `PRAGMA application_id` marks the f
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -113,25 +114,17 @@ class Config:
 
 
 def connect_writer(config: Config) -> sqlite3.Connection:
-    """The writer's connection (WAL, schema checked or created). Raises `StoreError`s."""
+    """The writer's connection (WAL, schema checked or created). Raises `StoreError`s.
+
+    Runs in the writer thread: it may sleep while another process holds the file's lock.
+    """
     try:
         # Room for every padded multi-row statement (see _sqlite_writer._COUNTS) and the rest.
         conn = _connect(config, check_same_thread=True, cached_statements=256)
     except sqlite3.Error as exc:
         raise store_error(exc, config) from exc
     try:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal" and not config.read_only:
-            raise StoreError(f"The store {config.path} cannot use WAL mode (got {mode!r}).")
-        conn.execute(f"PRAGMA synchronous={config.synchronous.upper()}")
-        conn.execute("PRAGMA cache_size=-16000")  # 16 MiB: the hot rows of every run in flight
-        # The multi-row UPDATE ... FROM (VALUES ...) materializes its rows in a temporary
-        # table. With temporary files (the default) SQLite opens one per statement, which cost
-        # ~70 us per batch, more than the whole UPDATE; its few rows fit in memory.
-        conn.execute("PRAGMA temp_store=MEMORY")
-        _ensure_schema(conn, config)
-        for name, value in config.pragmas.items():
-            conn.execute(f"PRAGMA {name}={int(value) if isinstance(value, int) else value!r}")
+        _while_busy(lambda: _prepare(conn, config), config)
     except sqlite3.Error as exc:
         conn.close()
         raise store_error(exc, config) from exc
@@ -139,6 +132,47 @@ def connect_writer(config: Config) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _prepare(conn: sqlite3.Connection, config: Config) -> None:
+    """Set the writer's pragmas and check or create the schema (safe to run again)."""
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal" and not config.read_only:
+        raise StoreError(f"The store {config.path} cannot use WAL mode (got {mode!r}).")
+    conn.execute(f"PRAGMA synchronous={config.synchronous.upper()}")
+    conn.execute("PRAGMA cache_size=-16000")  # 16 MiB: the hot rows of every run in flight
+    # The multi-row UPDATE ... FROM (VALUES ...) materializes its rows in a temporary
+    # table. With temporary files (the default) SQLite opens one per statement, which cost
+    # ~70 us per batch, more than the whole UPDATE; its few rows fit in memory.
+    conn.execute("PRAGMA temp_store=MEMORY")
+    _ensure_schema(conn, config)
+    for name, value in config.pragmas.items():
+        conn.execute(f"PRAGMA {name}={int(value) if isinstance(value, int) else value!r}")
+
+
+def _while_busy(step: Callable[[], None], config: Config) -> None:
+    """Run `step`, again and again while the file is locked, for up to `busy_timeout`.
+
+    SQLite's own busy wait does not cover every case: where waiting could deadlock it fails at
+    once. Processes opening a new file together hit that: some fail to switch it to WAL.
+    """
+    deadline = time.monotonic() + config.busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            left = deadline - time.monotonic()
+            if not _is_busy(exc) or left <= 0:
+                raise
+        time.sleep(min(delay, left))  # the writer thread's own sleep, not the event loop's
+        delay = min(delay * 2, 0.05)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def connect_reader(config: Config) -> sqlite3.Connection:
@@ -233,7 +267,7 @@ def store_error(exc: BaseException, config: Config) -> StoreError:
     primary = code & 0xFF if isinstance(code, int) else None
     name = getattr(exc, "sqlite_errorname", type(exc).__name__)
     detail = f"{exc} ({name})"
-    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    if isinstance(exc, sqlite3.Error) and _is_busy(exc):
         return StoreLocked(
             f"The store {path} is locked: another connection held its write lock for longer "
             f"than the busy timeout ({config.busy_timeout:g} s): {detail}.",
