@@ -34,10 +34,9 @@ from runtime import (
 from runtime.stores import _sqlite_schema
 from runtime.stores._sqlite_writer import Writer
 from tests._arrivals import Arrivals
+from tests._children import CHILD, read_until
 
 pytestmark = pytest.mark.anyio
-
-CHILD = Path(__file__).with_name("_sqlite_child.py")
 
 
 @flow(name="ok")
@@ -340,21 +339,9 @@ async def test_a_stuck_writer_cannot_hang_a_cancel(
             assert run.state is not None and run.state.is_cancelled()
 
 
-async def _read_until(child: anyio.abc.Process, marker: bytes) -> bytes:
-    """What the child printed, up to `marker` or to its end."""
-    assert child.stdout is not None
-    buffer = b""
-    while marker not in buffer:
-        try:
-            buffer += await child.stdout.receive()
-        except anyio.EndOfStream:
-            break
-    return buffer
-
-
 async def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:
-    """Switching a new file to WAL fails at once (SQLite skips its busy wait there) for all but
-    one of the processes doing it together: the others try again instead of failing."""
+    """Switching a new file to WAL fails at once (SQLite skips its busy wait there) for some
+    of the processes doing it together: they try again instead of failing."""
     db = tmp_path / "runs.db"
     n = 4
     command = [sys.executable, str(CHILD), "open", str(db)]
@@ -364,12 +351,12 @@ async def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path)
         ]
         with anyio.fail_after(60):
             for child in children:
-                assert b"READY" in await _read_until(child, b"READY")
+                assert b"READY" in await read_until(child, b"READY")
             start = f"{time.time() + 0.2!r}\n".encode()  # all of them start at this moment
             for child in children:
                 assert child.stdin is not None
                 await child.stdin.send(start)
-            done = [b"DONE" in await _read_until(child, b"DONE") for child in children]
+            done = [b"DONE" in await read_until(child, b"DONE") for child in children]
             codes = [await child.wait() for child in children]
         errors = [
             (await child.stderr.receive(65536)).decode(errors="replace")

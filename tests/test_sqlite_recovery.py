@@ -26,10 +26,9 @@ from runtime import (
     flow,
 )
 from runtime.stores import Store
+from tests._children import CHILD, read_until
 
 pytestmark = pytest.mark.anyio
-
-CHILD = Path(__file__).with_name("_sqlite_child.py")
 
 
 async def test_a_killed_process_runs_are_recovered_crashed(tmp_path: Path) -> None:
@@ -38,14 +37,8 @@ async def test_a_killed_process_runs_are_recovered_crashed(tmp_path: Path) -> No
     async with await anyio.open_process(
         [sys.executable, str(CHILD), "park", str(db), str(n)]
     ) as child:
-        assert child.stdout is not None
         with anyio.fail_after(60):
-            buffer = b""
-            async for chunk in child.stdout:
-                buffer += chunk
-                if b"RUNNING" in buffer:
-                    break
-        assert b"RUNNING" in buffer
+            assert b"RUNNING" in await read_until(child, b"RUNNING")
         child.send_signal(signal.SIGKILL)
         await child.wait()
 

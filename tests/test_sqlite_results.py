@@ -18,10 +18,9 @@ from runtime import (
     StoredError,
     flow,
 )
+from tests._children import CHILD
 
 pytestmark = pytest.mark.anyio
-
-CHILD = Path(__file__).with_name("_sqlite_child.py")
 
 
 async def test_results_persisted_by_another_process_read_back_decoded(tmp_path: Path) -> None:

@@ -1,0 +1,22 @@
+"""Child processes of the SQLite tests: the script they run, and reading what they print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+CHILD = Path(__file__).with_name("_sqlite_child.py")
+
+
+async def read_until(child: anyio.abc.Process, marker: bytes) -> bytes:
+    """What the child printed, up to `marker` or to its end."""
+    assert child.stdout is not None
+    buffer = b""
+    while marker not in buffer:
+        try:
+            buffer += await child.stdout.receive()
+        except anyio.EndOfStream:
+            break
+    return buffer
