@@ -170,7 +170,8 @@ def _while_busy(step: Callable[[], None], config: Config) -> None:
         delay = min(delay * 2, 0.05)
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def _is_busy(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "the file is locked" (SQLITE_BUSY or SQLITE_LOCKED)."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -267,7 +268,7 @@ def store_error(exc: BaseException, config: Config) -> StoreError:
     primary = code & 0xFF if isinstance(code, int) else None
     name = getattr(exc, "sqlite_errorname", type(exc).__name__)
     detail = f"{exc} ({name})"
-    if isinstance(exc, sqlite3.Error) and _is_busy(exc):
+    if _is_busy(exc):
         return StoreLocked(
             f"The store {path} is locked: another connection held its write lock for longer "
             f"than the busy timeout ({config.busy_timeout:g} s): {detail}.",
