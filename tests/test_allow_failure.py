@@ -20,6 +20,7 @@ from runtime import (
     flow,
     get_run_context,
 )
+from tests._helpers import names
 
 pytestmark = pytest.mark.anyio
 
@@ -37,10 +38,6 @@ async def one() -> int:
 @flow
 async def echo(x: Any) -> Any:
     return x
-
-
-async def names(rt: Runtime, run_id: object) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]  # type: ignore[arg-type]
 
 
 async def test_c109_a_failed_upstream_reaches_the_child_as_its_exception() -> None:

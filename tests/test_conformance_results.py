@@ -17,6 +17,7 @@ import pytest
 
 from runtime import Runtime, State, flow
 from runtime.flow_engine import run_flow_in_subprocess
+from tests._helpers import names
 from tests.flows import long, outcomes
 
 pytestmark = pytest.mark.anyio
@@ -44,10 +45,6 @@ async def state_of(rt: Runtime, run_id: uuid.UUID) -> State:
     run = await rt.read_flow_run(run_id)
     assert run.state is not None
     return run.state
-
-
-async def names(rt: Runtime, run_id: uuid.UUID) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]
 
 
 @flow(persist_result=True)

@@ -8,7 +8,6 @@ result) still cannot be suspended.
 from __future__ import annotations
 
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,10 @@ from runtime import (
     suspend_flow_run,
 )
 from runtime.flow_engine import load_flow_run, run_flow_async
+from tests._helpers import names, wait_thread
 from tests.flows import suspending
 
 pytestmark = pytest.mark.anyio
-
-
-async def names(rt: Runtime, run_id: uuid.UUID) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]
-
-
-async def wait_thread(event: threading.Event) -> None:
-    assert await anyio.to_thread.run_sync(event.wait, 10), "the thread never got there"
 
 
 def suspend_self_from_thread() -> None:

@@ -20,17 +20,9 @@ from runtime import (
     check_cancelled,
     flow,
 )
+from tests._helpers import names, wait_thread
 
 pytestmark = pytest.mark.anyio
-
-
-async def names(rt: Runtime, run_id: object) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]  # type: ignore[arg-type]
-
-
-async def wait_thread(event: threading.Event) -> None:
-    """Wait (off the event loop) for a worker thread to signal; fail rather than hang."""
-    assert await anyio.to_thread.run_sync(event.wait, 10), "the thread never got there"
 
 
 async def test_c58_a_sleep_past_the_timeout_ends_timed_out_sync_and_async() -> None:

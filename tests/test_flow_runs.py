@@ -18,12 +18,9 @@ from runtime import (
     flow,
     get_run_context,
 )
+from tests._helpers import names
 
 pytestmark = pytest.mark.anyio
-
-
-async def names(rt: Runtime, run_id: object) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]  # type: ignore[arg-type]
 
 
 @flow

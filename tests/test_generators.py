@@ -8,6 +8,7 @@ import anyio
 import pytest
 
 from runtime import FlowRunTimeoutError, Runtime, StateType, flow, get_run_context
+from tests._helpers import names
 
 pytestmark = pytest.mark.anyio
 
@@ -27,10 +28,6 @@ def count_sync(n: int) -> Iterator[int]:
 async def fails_after_one() -> AsyncIterator[int]:
     yield 1
     raise ValueError("generator broke")
-
-
-async def names(rt: Runtime, run_id: object) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("gen", [count_async, count_sync], ids=["async", "sync"])

@@ -14,12 +14,9 @@ from runtime import (
     pause_flow_run,
     resume_flow_run,
 )
+from tests._helpers import names
 
 pytestmark = pytest.mark.anyio
-
-
-async def names(rt: Runtime, run_id: object) -> list[str]:
-    return [s.name for s in await rt.read_states(run_id)]  # type: ignore[arg-type]
 
 
 @attrs.frozen
