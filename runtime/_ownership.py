@@ -1,25 +1,29 @@
-"""A Runtime's ownership of its runs: its owner record, its lease, and recovery on open.
+"""A Runtime's ownership of its runs: its owner record, its lease, and recovering orphans.
 
 Each Runtime registers as an owner with a lease and renews it from one background task (one
 write per interval per Runtime, whatever the number of runs). Runs it creates carry its owner
-id. When a Runtime opens a store it first recovers the runs of owners whose lease has expired:
-their process stopped without recording how those runs ended.
+id. When a Runtime opens a store it first recovers the runs of owners that stopped (lease
+expired, or process gone); while it is open, it sweeps for such owners every interval, so that
+runs of a process that died are ended by any live Runtime on the store, not only the next one.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
+import attrs
 from anyio.abc import TaskGroup
 
 if TYPE_CHECKING:
+    from .policy import Decision
     from .stores import Store
 
-__all__ = ["LeaseRenewal", "can_load", "release_ownership", "renew_lease_forever", "take_ownership"]
+__all__ = ["Ownership", "can_load", "release_ownership", "take_ownership"]
 
 logger = logging.getLogger("flowactor.runtime")
 
@@ -28,7 +32,11 @@ async def take_ownership(store: Store, lease_seconds: float) -> uuid.UUID:
     """Register a new owner, then recover the orphans of owners that stopped."""
     owner_id = uuid.uuid4()
     await store.register_owner(owner_id, lease_seconds)
-    decisions = await store.recover_orphans(can_load)
+    _report(await store.recover_orphans(can_load, full=True))
+    return owner_id
+
+
+def _report(decisions: list[Decision]) -> None:
     if decisions:
         retried = sum(1 for d in decisions if d.state.is_scheduled())
         logger.warning(
@@ -36,45 +44,32 @@ async def take_ownership(store: Store, lease_seconds: float) -> uuid.UUID:
             len(decisions),
             retried,
         )
-    return owner_id
 
 
-async def renew_lease_forever(
-    store: Store, owner_id: uuid.UUID, lease_seconds: float, interval: float, bound: float
-) -> None:
-    """Renew the lease every `interval` seconds until cancelled; never raises an Exception."""
-    while True:
-        await anyio.sleep(interval)
-        try:
-            # Bounded: a stuck store must not stop later renewals from being tried.
-            with anyio.fail_after(bound):
-                held = await store.renew_lease(owner_id, lease_seconds)
-        except Exception as exc:
-            logger.warning("Could not renew the runtime's lease on %s: %s", store.url, exc)
-            continue
-        if not held:
-            logger.error(
-                "The runtime's lease on %s had expired before it was renewed: another process "
-                "may have recovered (crashed) its runs.",
-                store.url,
-            )
+@attrs.define(eq=False)
+class Ownership:
+    """`async with`: an owner's background work, for as long as the block runs.
 
+    Every `interval` seconds one task renews the lease (each try bounded by `bound`; when the
+    store says the lease had lapsed, `on_lost()` is called: other processes may have recovered
+    this owner's runs) and another sweeps the store for owners that stopped.
+    """
 
-class LeaseRenewal:
-    """`async with`: one task renewing an owner's lease for as long as the block runs."""
-
-    def __init__(
-        self, store: Store, owner_id: uuid.UUID, lease_seconds: float, interval: float, bound: float
-    ) -> None:
-        self._args = (store, owner_id, lease_seconds, interval, bound)
-        self._task_group: TaskGroup | None = None
+    store: Store
+    owner_id: uuid.UUID
+    lease_seconds: float
+    interval: float
+    bound: float
+    on_lost: Callable[[], None] = lambda: None
+    _task_group: TaskGroup | None = attrs.field(default=None, init=False)
 
     async def __aenter__(self) -> None:
-        # The renewal task's own task group; its cancel scope also covers the block's body.
+        # The tasks' own task group; its cancel scope also covers the block's body.
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        task_group.start_soon(renew_lease_forever, *self._args, name="flowactor lease renewal")
+        task_group.start_soon(self._renew_forever, name="flowactor lease renewal")
+        task_group.start_soon(self._sweep_forever, name="flowactor orphan sweep")
 
     async def __aexit__(
         self,
@@ -85,7 +80,7 @@ class LeaseRenewal:
         task_group = self._task_group
         assert task_group is not None
         self._task_group = None
-        task_group.cancel_scope.cancel()  # stops the renewal task: the owner is done
+        task_group.cancel_scope.cancel()  # stops the tasks: the owner is done
         # As in ActorSystem: a cancellation goes to the group (which absorbs the one it
         # caused); any other error is kept out of it so that it propagates as is, not wrapped
         # in an ExceptionGroup.
@@ -93,6 +88,51 @@ class LeaseRenewal:
             return bool(await task_group.__aexit__(type(exc), exc, tb))
         await task_group.__aexit__(None, None, None)
         return False
+
+    async def _renew_forever(self) -> None:
+        """Renew the lease every `interval` seconds until cancelled; never raises an Exception."""
+        while True:
+            await anyio.sleep(self.interval)
+            try:
+                # Bounded: a stuck store must not stop later renewals from being tried.
+                with anyio.fail_after(self.bound):
+                    held = await self.store.renew_lease(self.owner_id, self.lease_seconds)
+            except Exception as exc:
+                logger.warning(
+                    "Could not renew the runtime's lease on %s: %s",
+                    self.store.url,
+                    _describe(exc, self.bound),
+                )
+                continue
+            if not held:
+                logger.error(
+                    "The runtime's lease on %s had expired before it was renewed: another "
+                    "process may have recovered (crashed) its runs.",
+                    self.store.url,
+                )
+                self.on_lost()
+
+    async def _sweep_forever(self) -> None:
+        """Recover the runs of owners that stopped, every `interval` seconds, until cancelled."""
+        while True:
+            await anyio.sleep(self.interval)
+            try:
+                with anyio.fail_after(self.bound):
+                    _report(await self.store.recover_orphans(can_load, full=False))
+            except Exception as exc:
+                logger.warning(
+                    "Could not sweep %s for stopped owners: %s",
+                    self.store.url,
+                    _describe(exc, self.bound),
+                )
+
+
+def _describe(exc: Exception, bound: float) -> str:
+    """What went wrong, never an empty string (a TimeoutError has no message of its own)."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"the store did not answer within {bound:g} s (TimeoutError)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def release_ownership(store: Store, owner_id: uuid.UUID) -> None:

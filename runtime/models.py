@@ -57,14 +57,19 @@ class FlowRun(msgspec.Struct, kw_only=True):
 class Owner(msgspec.Struct, kw_only=True, frozen=True):
     """A Runtime that drives runs, with the lease it renews while it is alive.
 
-    A non-final run whose owner's lease has expired (or whose owner is gone) is an orphan: the
-    process driving it stopped, and the next Runtime to open the store recovers it.
+    A non-final run whose owner has stopped is an orphan: any live Runtime on the store
+    recovers it. An owner has stopped when its lease has expired or, seen from the same boot
+    and pid namespace, its process is gone (`start_time`, `boot_id` and `pid_ns` say which
+    process `pid` was; None where they are unknown, and then only the lease counts).
     """
 
     id: uuid.UUID
     pid: int
     hostname: str
     lease_expires: float  # seconds since the epoch (time.time()), same-host clocks
+    start_time: int | None = None  # the process's start, in clock ticks since boot (Linux)
+    boot_id: str | None = None  # /proc/sys/kernel/random/boot_id
+    pid_ns: str | None = None  # the pid namespace, as /proc/self/ns/pid names it
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.hostname}"

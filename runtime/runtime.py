@@ -17,7 +17,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from actors import ActorStopped, ActorSystem
 
 from ._defaults import default_store
-from ._ownership import LeaseRenewal, release_ownership, take_ownership
+from ._ownership import Ownership, release_ownership, take_ownership
 from .commands import Cancel, Crash
 from .context import check_cancelled, current_run_context
 from .engine import engine_for
@@ -226,8 +226,8 @@ class Runtime:
     writes included, before the write gives up with `StoreStalled`), `hook_timeout`,
     `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
     `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
-    least three times per lease; when it lapses, the next Runtime to open the store recovers
-    the runs). The store defaults to `$FLOWACTOR_STORE`, else `$FLOWACTOR_HOME/runs.db`.
+    least three times per lease; when it lapses, or the process is gone, any Runtime on the
+    store recovers the runs). The store defaults to `$FLOWACTOR_STORE`, else `$FLOWACTOR_HOME/runs.db`.
     """
 
     store: Store = attrs.field(default=attrs.Factory(default_store), converter=open_store)
@@ -344,15 +344,15 @@ class Runtime:
             raise
 
     async def _start_lease_renewal(self, stack: contextlib.AsyncExitStack) -> None:
-        """One task renews the lease of this runtime (and so of all its runs)."""
+        """Renew the lease of this runtime (and so of all its runs); sweep for orphans."""
         assert self._owner_id is not None
         interval = min(self.heartbeat_seconds, self.lease_seconds / 3)
-        renewal = LeaseRenewal(
+        ownership = Ownership(
             self.store, self._owner_id, self.lease_seconds, interval, self.persist_timeout
         )
         # Entered before the actor system, so left after it: the lease stays renewed while
         # unfinished runs still write their final states.
-        await stack.enter_async_context(renewal)
+        await stack.enter_async_context(ownership)
 
     async def _release_ownership(self) -> None:
         owner_id, self._owner_id = self._owner_id, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -20,3 +21,13 @@ async def read_until(child: anyio.abc.Process, marker: bytes) -> bytes:
         except anyio.EndOfStream:
             break
     return buffer
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll `check` until it is true (30 s at most, against a hang): another process's
+    writes wake no event of ours."""
+    with anyio.fail_after(30):
+        while True:
+            if await check():
+                return
+            await anyio.sleep(0.02)

@@ -1,7 +1,7 @@
 """A child process for the SQLite store's tests: `python tests/_sqlite_child.py MODE DB [N]`.
 
-- `park DB N`: start N async runs that park forever, print `RUNNING` once all N are Running,
-  then wait to be killed (lease 1 s, so it expires soon after the kill).
+- `park DB N [LEASE]`: start N async runs that park forever, print `RUNNING` once all N are
+  Running, then wait to be killed (lease LEASE seconds, 1 by default).
 - `results DB`: run flows that persist results (json, msgpack, pickle) and print
   `name=run_id` lines, then exit normally.
 - `open DB`: print `READY`, read a start time (`time.time()`) from stdin, wait for it, then
@@ -47,11 +47,11 @@ async def as_pickle() -> object:
     return {"complex": complex(1, 2), "frozen": frozenset({1, 2})}
 
 
-async def park(db: str, n: int) -> None:
+async def park(db: str, n: int, lease: float) -> None:
     global _all_running
     _all_running = anyio.Event()
     _wanted[0] = n
-    async with Runtime(store=f"sqlite:///{db}", lease_seconds=1.0) as rt:
+    async with Runtime(store=f"sqlite:///{db}", lease_seconds=lease) as rt:
         async with anyio.create_task_group() as tg:
             for part in range(10):
                 tg.start_soon(_submit_range, rt, range(part, n, 10))
@@ -92,7 +92,8 @@ def main() -> None:
     mode, db = sys.argv[1], sys.argv[2]
     backend = "trio" if "--trio" in sys.argv else "asyncio"
     if mode == "park":
-        anyio.run(park, db, int(sys.argv[3]), backend=backend)
+        lease = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4][0].isdigit() else 1.0
+        anyio.run(park, db, int(sys.argv[3]), lease, backend=backend)
     elif mode == "results":
         anyio.run(results, db, backend=backend)
     elif mode == "open":

@@ -8,6 +8,7 @@ import sqlite3
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from runtime.stores import _sqlite_schema
 from runtime.stores._sqlite_writer import Writer
 from tests._arrivals import Arrivals
 from tests._children import CHILD, read_until
+from tests._helpers import wait_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -337,6 +339,44 @@ async def test_a_stuck_writer_cannot_hang_a_cancel(
         async with Runtime(store=url) as rt:
             run = await rt.read_flow_run(h.id)
             assert run.state is not None and run.state.is_cancelled()
+
+
+async def test_a_lease_is_renewed_before_a_long_queue_of_run_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Owner ops take the writer's own lane: a renewal waits for the batch being committed,
+    never for the run writes queued before it (100,000 parked runs once made a live owner
+    look dead this way)."""
+    writer = _PacedWriter(monkeypatch)
+    store = SQLiteStore(tmp_path / "runs.db", max_batch=1)  # one write per transaction
+    await store.open()
+    try:
+        owner = uuid.uuid4()
+        await store.register_owner(owner, 60.0)
+        runs = [await store.create_flow_run(_run(i)) for i in range(20)]
+        finished: list[str] = []
+
+        async def start(run: FlowRun) -> None:
+            await store.set_state(run.id, Running())
+            finished.append("run")
+
+        async def renew() -> None:
+            assert await store.renew_lease(owner, 60.0)
+            finished.append("lease")
+
+        writer.release.clear()  # the next batch blocks in the writer thread
+        async with anyio.create_task_group() as tg:
+            for run in runs:
+                tg.start_soon(start, run)
+            await wait_thread(writer.blocked)
+            await anyio.wait_all_tasks_blocked()  # all 20 writes are queued
+            tg.start_soon(renew)
+            await anyio.wait_all_tasks_blocked()
+            writer.release.set()
+        # Only the write that was being committed went first.
+        assert finished.index("lease") == 1, finished
+    finally:
+        await store.close()
 
 
 async def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:

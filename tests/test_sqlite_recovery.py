@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import sqlite3
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,42 +18,12 @@ from runtime import (
     Running,
     Runtime,
     SQLiteStore,
-    StateType,
     Suspended,
     flow,
 )
 from runtime.stores import Store
-from tests._children import CHILD, read_until
 
 pytestmark = pytest.mark.anyio
-
-
-async def test_a_killed_process_runs_are_recovered_crashed(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
-    n = 1_000
-    async with await anyio.open_process(
-        [sys.executable, str(CHILD), "park", str(db), str(n)]
-    ) as child:
-        with anyio.fail_after(60):
-            assert b"RUNNING" in await read_until(child, b"RUNNING")
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
-
-    # The child's lease (1 s) is renewed no more: wait until its recorded deadline has passed.
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        (expires,) = conn.execute("SELECT max(lease_expires) FROM owners").fetchone()
-    await anyio.sleep(max(0.0, expires - time.time()) + 0.05)
-
-    async with Runtime(store=f"sqlite:///{db}") as rt:
-        runs = await rt.list_flow_runs(flow_name="parked")
-        assert len(runs) == n
-        assert {r.state.type for r in runs if r.state} == {StateType.CRASHED}
-        assert {r.parameters["i"] for r in runs} == set(range(n))
-        message = runs[0].state.message if runs[0].state else ""
-        assert message and "owned this flow run" in message and "stopped" in message
-        for run in runs:
-            names = [s.name for s in await rt.read_states(run.id)]
-            assert names == ["Pending", "Running", "Crashed"], names
 
 
 async def _dead_owner(store: Store) -> uuid.UUID:

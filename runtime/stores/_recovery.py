@@ -37,17 +37,18 @@ def wants_retry(run: FlowRun) -> bool:
     return bool(run.entrypoint) and run.retries > 0 and run.run_count <= run.retries
 
 
-def recover(run: FlowRun, owner: Owner | None, *, retry: bool) -> Decision:
+def recover(run: FlowRun, owner: Owner | None, *, retry: bool, why: str) -> Decision:
     """End an orphan through the policy (forced only if the policy would not write).
 
     Cancelling becomes Cancelled; a run that can be retried becomes AwaitingRetry and loses its
-    owner (a later worker picks it up); anything else becomes Crashed.
+    owner (a later worker picks it up); anything else becomes Crashed. `why` says how the owner
+    was found stopped (see `_liveness.stopped_because`).
     """
     assert run.state is not None
     who = "The process that owned this flow run"
     if owner is not None:
         who += f" ({owner.describe()})"
-    stopped = f"{who} stopped: its lease expired while the run was {run.state.name}."
+    stopped = f"{who} stopped ({why}) while the run was {run.state.name}."
     proposed: State
     if run.state.is_cancelling():
         proposed = Cancelled(message=stopped)

@@ -16,10 +16,9 @@ from typing import Any
 import msgspec
 
 from ..errors import FlowRunNotFound, StoredError
-from ..models import FlowRun, Owner
+from ..models import FlowRun
 from ..results import PersistedResult, decode_parameters, decode_result, error_info
 from ..states import State, StateType
-from ._sqlite_schema import UNFINISHED_SQL
 
 __all__ = [
     "EXISTING_RUNS",
@@ -33,8 +32,6 @@ __all__ = [
     "encode_state",
     "insert_row",
     "list_runs",
-    "read_orphans",
-    "read_owners",
     "read_run",
     "read_states",
     "run_from_row",
@@ -256,21 +253,3 @@ def list_runs(
         sql += " LIMIT ?"
         params.append(max(limit, 0))
     return [run_from_row(row) for row in conn.execute(sql, params)]
-
-
-def read_owners(conn: sqlite3.Connection) -> dict[uuid.UUID, Owner]:
-    rows = conn.execute("SELECT id, pid, hostname, lease_expires FROM owners").fetchall()
-    return {
-        uuid.UUID(i): Owner(id=uuid.UUID(i), pid=pid, hostname=host, lease_expires=expires)
-        for i, pid, host, expires in rows
-    }
-
-
-def read_orphans(conn: sqlite3.Connection, at: float) -> list[FlowRun]:
-    """Unfinished owned runs whose owner's lease ended before `at` (or whose owner is gone)."""
-    sql = (
-        f"{SELECT_RUN} LEFT JOIN owners o ON o.id = r.owner "
-        f"WHERE r.owner IS NOT NULL AND r.state_type IN {UNFINISHED_SQL} "
-        "AND (o.id IS NULL OR o.lease_expires < ?) ORDER BY r.num"
-    )
-    return [run_from_row(row) for row in conn.execute(sql, (at,))]

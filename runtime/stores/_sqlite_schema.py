@@ -9,9 +9,12 @@ Tables:
   land on the few pages of recent runs instead of on random pages (run ids are random).
 - `flow_run_states`: the full history, `(run_num, seq)` -> encoded State.
 - `flow_run_results`: persisted results, keyed like the Completed state they belong to.
-- `owners`: live Runtimes: id, pid, hostname, lease_expires (time.time() seconds).
+- `owners`: live Runtimes: id, pid, hostname, lease_expires (time.time() seconds), and what
+  makes the pid meaningful (start_time, boot_id, pid_ns; see `_liveness`).
 
 The schema version is `PRAGMA user_version`; `PRAGMA application_id` marks the file as ours.
+Version 2 added the owners' process identity and the index of cancel requests; a version 1
+file is migrated when a writer opens it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ..errors import (
 
 __all__ = ["SCHEMA_VERSION", "Config", "connect_reader", "connect_writer", "store_error"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x666C6F77  # "flow"
 
 UNFINISHED_SQL = "('SCHEDULED', 'PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')"
@@ -87,6 +90,16 @@ _SCHEMA = (
         lease_expires REAL NOT NULL
     )""",
 )
+# What each version adds to the one before (a new file gets all of them, in order).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE owners ADD COLUMN start_time INTEGER",
+        "ALTER TABLE owners ADD COLUMN boot_id TEXT",
+        "ALTER TABLE owners ADD COLUMN pid_ns TEXT",
+        # The cancel requests an owner polls for: as small as the runs being cancelled.
+        "CREATE INDEX flow_runs_cancelling ON flow_runs (owner) WHERE state_type = 'CANCELLING'",
+    ),
+}
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 
@@ -224,8 +237,8 @@ def _ensure_schema(conn: sqlite3.Connection, config: Config) -> None:
                     raise _not_ours(config)
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                _migrate(conn, 1)
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 version, app_id = SCHEMA_VERSION, APPLICATION_ID
             conn.execute("COMMIT")
         except BaseException:
@@ -234,6 +247,8 @@ def _ensure_schema(conn: sqlite3.Connection, config: Config) -> None:
             raise
     if app_id != APPLICATION_ID:
         raise _not_ours(config)
+    if version < SCHEMA_VERSION and not config.read_only:
+        _in_transaction(conn, lambda: _migrate(conn, None))
     if version > SCHEMA_VERSION:
         raise StoreSchemaError(
             f"The store {config.path} was written by a newer flowactor (schema version "
@@ -241,6 +256,31 @@ def _ensure_schema(conn: sqlite3.Connection, config: Config) -> None:
             "another file.",
             config.path,
         )
+
+
+def _migrate(conn: sqlite3.Connection, version: int | None) -> None:
+    """Bring the schema from `version` (None: as the file says) up to SCHEMA_VERSION.
+
+    Inside the caller's write transaction: another process migrating at the same time either
+    went first (the version read here is already the new one) or waits for this one.
+    """
+    if version is None:
+        version = _version(conn)[0]
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[target]:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={max(version, SCHEMA_VERSION)}")
+
+
+def _in_transaction(conn: sqlite3.Connection, step: Callable[[], None]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        step()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _version(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -7,6 +7,10 @@ transition policy runs here, against the row as stored), then wakes the batch's 
 impossible write) answers its caller alone; a failed transaction answers every caller in it with
 the error, and the writer goes on with the next batch.
 
+Owner ops (registering, renewing a lease) go in a lane of their own, taken before any queued
+run write and committed in a transaction of their own: however long the queue of run writes,
+a lease is renewed after at most the batch being committed, so a busy owner never looks dead.
+
 Rows of unfinished runs are cached here: the writer is this process's only writer, and any
 other process's commit changes `PRAGMA data_version`, which empties the cache.
 """
@@ -83,7 +87,8 @@ class Writer:
         self._max_batch = max_batch
         self._on_close = on_close
         self._queue: deque[Op] = deque()
-        self._cond = threading.Condition()  # guards _queue and _stopping; wakes the writer
+        self._urgent: deque[Op] = deque()  # owner ops: taken before anything in _queue
+        self._cond = threading.Condition()  # guards both queues and _stopping; wakes the writer
         self._stopping = False
         self._busy = False  # between taking a batch and looking for the next one
         self._thread: threading.Thread | None = None
@@ -110,11 +115,12 @@ class Writer:
         self._thread = threading.Thread(target=self._main, args=(ready,), name=name, daemon=True)
         self._thread.start()
 
-    def put(self, op: Op) -> None:
+    def put(self, op: Op, *, urgent: bool = False) -> None:
+        """Queue `op`; an `urgent` one (a CALL) goes before every queued run write."""
         with self._cond:
             if self._stopping:
                 raise StoreError(f"The store {self.config.path} is closed.", self.config.path)
-            self._queue.append(op)
+            (self._urgent if urgent else self._queue).append(op)
             if op.kind == CLOSE:
                 self._stopping = True
             self._cond.notify()
@@ -122,7 +128,7 @@ class Writer:
     def stalled_for(self) -> float:
         """Seconds since the writer last took or committed a batch (0 while it is idle)."""
         with self._cond:
-            if not self._queue and not self._busy:
+            if not self._queue and not self._urgent and not self._busy:
                 return 0.0  # nothing to do is not being stuck
         return time.monotonic() - self._progress_at
 
@@ -135,7 +141,8 @@ class Writer:
             ready.error = exc if isinstance(exc, StoreError) else store_error(exc, self.config)
             with self._cond:
                 self._stopping = True
-                stranded = list(self._queue)
+                stranded = [*self._urgent, *self._queue]
+                self._urgent.clear()
                 self._queue.clear()
             for op in stranded:
                 op.error = ready.error
@@ -159,10 +166,14 @@ class Writer:
     def _take(self) -> list[Op]:
         with self._cond:
             self._busy = False
-            while not self._queue:
+            while not self._queue and not self._urgent:
                 self._cond.wait()
             self._busy = True
             self._progress_at = time.monotonic()
+            if self._urgent:  # a batch of their own, so they never wait for a big one
+                batch = list(self._urgent)
+                self._urgent.clear()
+                return batch
             queue = self._queue
             if len(queue) <= self._max_batch:
                 batch = list(queue)

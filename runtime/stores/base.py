@@ -68,20 +68,32 @@ class Store(Protocol):
 
     # -- ownership: each Runtime is an owner with a lease it renews while it lives -----------
     async def register_owner(self, owner_id: uuid.UUID, lease_seconds: float) -> None:
-        """Record this process as a live owner whose lease ends `lease_seconds` from now."""
+        """Record this process as a live owner whose lease ends `lease_seconds` from now.
+
+        The record names this process (pid, start time, boot id, pid namespace), so that other
+        processes on the same host can tell at once when it is gone.
+        """
 
     async def renew_lease(self, owner_id: uuid.UUID, lease_seconds: float) -> bool:
-        """Extend the lease; False if it had already expired or gone (it is registered again)."""
+        """Extend the lease; False if it had already expired or gone (it is registered again).
+
+        Never waits behind queued run writes: a busy owner must not look dead.
+        """
 
     async def release_owner(self, owner_id: uuid.UUID) -> None:
-        """The owner is closing cleanly: forget it."""
+        """The owner is closing cleanly: forget it (or, if it leaves runs unfinished, expire
+        its lease so that the next sweep recovers them)."""
 
     async def recover_orphans(
-        self, can_load: Callable[[str], bool] | None = None
+        self, can_load: Callable[[str], bool] | None = None, *, full: bool = True
     ) -> list[Decision]:
-        """End the runs whose owner stopped (lease expired or owner gone), one decision each.
+        """End the runs whose owner stopped, one decision each; forget the owners that stopped.
 
-        Each becomes Crashed (Cancelled if it was Cancelling), or AwaitingRetry with no owner
+        An owner has stopped when its lease has expired, when (seen from the same boot and pid
+        namespace) its process is gone, or when its record is missing. Each of its unfinished
+        runs becomes Crashed (Cancelled if it was Cancelling), or AwaitingRetry with no owner
         when it has retries left and `can_load(entrypoint)` (run in a worker thread) says its
-        flow can be loaded again. Suspended runs are left alone.
+        flow can be loaded again. Suspended runs are left alone. `full=False` (the periodic
+        sweep) looks only at the runs of owners on record, which is cheap when none stopped;
+        `full=True` (when a Runtime opens) also finds runs whose owner has no record.
         """

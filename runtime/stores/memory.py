@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
@@ -16,6 +14,7 @@ from ..models import FlowRun, Owner
 from ..policy import Decision, decide
 from ..results import PersistedResult
 from ..states import State, StateType
+from ._liveness import new_owner, stopped_because
 from ._recovery import is_orphan_candidate, recover, wants_retry
 
 __all__ = ["MemoryStore"]
@@ -118,12 +117,7 @@ class MemoryStore:
 
     # -- ownership (within one process, an owner's lease only lapses if its loop stalls) ------
     async def register_owner(self, owner_id: uuid.UUID, lease_seconds: float) -> None:
-        owner = Owner(
-            id=owner_id,
-            pid=os.getpid(),
-            hostname=socket.gethostname(),
-            lease_expires=time.time() + lease_seconds,
-        )
+        owner = new_owner(owner_id, lease_seconds)
         with self._lock:
             self._owners[owner_id] = owner
 
@@ -136,31 +130,44 @@ class MemoryStore:
 
     async def release_owner(self, owner_id: uuid.UUID) -> None:
         with self._lock:
-            self._owners.pop(owner_id, None)
+            owner = self._owners.get(owner_id)
+            if owner is None:
+                return
+            if any(r.owner == owner_id and is_orphan_candidate(r) for r in self._runs.values()):
+                # Left unfinished: expire the lease, so that the next sweep recovers them.
+                self._owners[owner_id] = msgspec.structs.replace(owner, lease_expires=0.0)
+            else:
+                del self._owners[owner_id]
 
     async def recover_orphans(
-        self, can_load: Callable[[str], bool] | None = None
+        self, can_load: Callable[[str], bool] | None = None, *, full: bool = True
     ) -> list[Decision]:
         decisions: list[Decision] = []
         at = time.time()
         with self._lock:
+            stopped = {
+                owner_id: why
+                for owner_id, owner in self._owners.items()
+                if (why := stopped_because(owner, at)) is not None
+            }
+            if not stopped and not full:
+                return decisions  # the usual sweep: every owner alive, nothing to look at
             for run in list(self._runs.values()):
                 if not is_orphan_candidate(run):
                     continue
                 assert run.owner is not None
                 owner = self._owners.get(run.owner)
-                if owner is not None and owner.lease_expires >= at:
+                why = stopped.get(run.owner) if owner is not None else stopped_because(None, at)
+                if why is None:
                     continue
                 retry = wants_retry(run) and can_load is not None and _loads(can_load, run)
-                decision = recover(run, owner, retry=retry)
+                decision = recover(run, owner, retry=retry, why=why)
                 if decision.run is not None:
                     self._runs[run.id] = decision.run
                     self._history[run.id].append(decision.state)
                 decisions.append(decision)
-            live = {run.owner for run in self._runs.values() if is_orphan_candidate(run)}
-            for owner_id, owner in list(self._owners.items()):
-                if owner.lease_expires < at and owner_id not in live:
-                    del self._owners[owner_id]
+            for owner_id in stopped:
+                del self._owners[owner_id]  # its runs are recovered: it is gone for good
         return decisions
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -31,10 +30,12 @@ from ..errors import StoreError, StoreStalled
 from ..models import FlowRun
 from ..policy import Decision
 from ..results import encode_parameters
-from ..states import State, StateType, now
+from ..states import State, StateType
 from . import _sqlite_codec as codec
-from ._recovery import is_orphan_candidate, recover, wants_retry
-from ._sqlite_schema import UNFINISHED_SQL, Config, connect_reader, store_error
+from . import _sqlite_owners as owners
+from ._liveness import new_owner
+from ._recovery import wants_retry
+from ._sqlite_schema import Config, connect_reader, store_error
 from ._sqlite_writer import CALL, CLOSE, CREATE, OPEN, SET, Op, Writer
 
 __all__ = ["SQLiteStore", "parse_sqlite_url"]
@@ -204,22 +205,25 @@ class SQLiteStore:
         return await self._read(codec.list_runs, states, flow_name, limit)
 
     # -- ownership ------------------------------------------------------------------------------
+    # Owner ops take the writer's urgent lane: a lease is never renewed late because of a
+    # long queue of run writes.
     async def register_owner(self, owner_id: uuid.UUID, lease_seconds: float) -> None:
-        await self._call(functools.partial(_upsert_owner, owner_id, lease_seconds))
+        owner = new_owner(owner_id, lease_seconds)
+        await self._call(functools.partial(owners.upsert_owner, owner), urgent=True)
 
     async def renew_lease(self, owner_id: uuid.UUID, lease_seconds: float) -> bool:
-        held: bool = await self._call(functools.partial(_upsert_owner, owner_id, lease_seconds))
+        owner = new_owner(owner_id, lease_seconds)
+        held: bool = await self._call(functools.partial(owners.upsert_owner, owner), urgent=True)
         return held
 
     async def release_owner(self, owner_id: uuid.UUID) -> None:
-        await self._call(functools.partial(_delete_owner, owner_id))
+        await self._call(functools.partial(owners.release_owner, owner_id), urgent=True)
 
     async def recover_orphans(
-        self, can_load: Callable[[str], bool] | None = None
+        self, can_load: Callable[[str], bool] | None = None, *, full: bool = True
     ) -> list[Decision]:
-        candidates = await self._read(codec.read_orphans, time.time())
-        candidates = [run for run in candidates if is_orphan_candidate(run)]
-        if not candidates:
+        candidates, stopped = await self._read(owners.find_orphans, time.time(), full)
+        if not candidates and not stopped:
             return []
         entrypoints = {run.entrypoint for run in candidates if wants_retry(run)}
         loadable: dict[str, bool] = {}
@@ -230,7 +234,9 @@ class SQLiteStore:
             (run.id, run.owner, wants_retry(run) and loadable.get(run.entrypoint or "", False))
             for run in candidates
         ]
-        decisions: list[Decision] = await self._call(functools.partial(_recover, plan))
+        decisions: list[Decision] = await self._call(
+            functools.partial(owners.recover_planned, plan, stopped)
+        )
         return decisions
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -252,13 +258,20 @@ class SQLiteStore:
             raise _not_open(self.path)
         return await self._wait(writer, Op(kind, args, anyio.Event(), self._token()))
 
-    async def _call(self, fn: Callable[[Writer], T]) -> T:
-        """Run `fn(writer)` in the writer thread, inside a batch's transaction."""
-        result: T = await self._write(CALL, fn)
+    async def _call(self, fn: Callable[[Writer], T], *, urgent: bool = False) -> T:
+        """Run `fn(writer)` in the writer thread, inside a batch's transaction (`urgent`: in
+        the writer's own lane, before any queued run write)."""
+        writer = self._writer
+        if writer is None:
+            raise _not_open(self.path)
+        op = Op(CALL, (fn,), anyio.Event(), self._token())
+        result: T = await self._wait(writer, op, urgent=urgent)
         return result
 
-    async def _wait(self, writer: Writer, op: Op, stall_timeout: float | None = None) -> Any:
-        writer.put(op)
+    async def _wait(
+        self, writer: Writer, op: Op, stall_timeout: float | None = None, *, urgent: bool = False
+    ) -> Any:
+        writer.put(op, urgent=urgent)
         # If this wait is cancelled the write still happens; only its answer is lost.
         if stall_timeout is None:
             await op.event.wait()
@@ -329,60 +342,3 @@ def _try_loading(can_load: Callable[[str], bool], entrypoints: set[str | None]) 
             except Exception:
                 loadable[entrypoint] = False
     return loadable
-
-
-# -- functions run by the writer inside its transaction -----------------------------------------
-def _upsert_owner(owner_id: uuid.UUID, lease_seconds: float, writer: Writer) -> bool:
-    """Register or renew; True if the owner's lease was still held."""
-    conn = writer.conn
-    assert conn is not None
-    at = time.time()
-    key = str(owner_id)
-    row = conn.execute("SELECT lease_expires FROM owners WHERE id = ?", (key,)).fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO owners (id, pid, hostname, started, lease_expires) VALUES (?, ?, ?, ?, ?)",
-            (key, os.getpid(), socket.gethostname(), _iso_now(), at + lease_seconds),
-        )
-        return False
-    conn.execute("UPDATE owners SET lease_expires = ? WHERE id = ?", (at + lease_seconds, key))
-    return bool(row[0] >= at)
-
-
-def _delete_owner(owner_id: uuid.UUID, writer: Writer) -> None:
-    assert writer.conn is not None
-    writer.conn.execute("DELETE FROM owners WHERE id = ?", (str(owner_id),))
-
-
-def _recover(
-    plan: list[tuple[uuid.UUID, uuid.UUID | None, bool]], writer: Writer
-) -> list[Decision]:
-    """End each planned orphan that is still one now, under the write lock."""
-    conn = writer.conn
-    assert conn is not None
-    at = time.time()
-    owners = codec.read_owners(conn)
-    decisions: list[Decision] = []
-    for run_id, owner_id, retry in plan:
-        entry = writer.entry(run_id)
-        if entry is None or entry.run.owner != owner_id or not is_orphan_candidate(entry.run):
-            continue  # someone else got there first
-        owner = owners.get(owner_id) if owner_id is not None else None
-        if owner is not None and owner.lease_expires >= at:
-            continue  # renewed meanwhile: alive after all
-        decision = recover(entry.run, owner, retry=retry)
-        if decision.run is not None:
-            writer.record(entry, decision)
-        decisions.append(decision)
-    writer.flush()
-    # Owners whose lease ended and that drive nothing any more are gone for good.
-    conn.execute(
-        "DELETE FROM owners WHERE lease_expires < ? AND id NOT IN (SELECT owner FROM "
-        f"flow_runs WHERE owner IS NOT NULL AND state_type IN {UNFINISHED_SQL})",
-        (at,),
-    )
-    return decisions
-
-
-def _iso_now() -> str:
-    return now().isoformat()
