@@ -227,7 +227,8 @@ class Runtime:
     `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
     `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
     least three times per lease; when it lapses, or the process is gone, any Runtime on the
-    store recovers the runs). The store defaults to `$FLOWACTOR_STORE`, else `$FLOWACTOR_HOME/runs.db`.
+    store recovers the runs). The store defaults to `$FLOWACTOR_STORE`, else
+    `$FLOWACTOR_HOME/runs.db`.
     """
 
     store: Store = attrs.field(default=attrs.Factory(default_store), converter=open_store)
