@@ -15,7 +15,6 @@ import functools
 import inspect
 import logging
 import types
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,9 @@ import anyio.to_thread
 from actors import Actor, ActorStopped, MailboxFull
 
 from ._classify import Outcome, classify, crash_message
+from ._creation import new_flow_run
 from ._generators import iterate_async, iterate_sync
+from ._slots import Limit, Slot
 from ._upstreams import UpstreamFailed, has_upstreams, resolve_upstreams
 from .commands import (
     Begin,
@@ -68,7 +69,6 @@ from .states import (
     Crashed,
     Failed,
     Paused,
-    Pending,
     Running,
     State,
     StateType,
@@ -125,10 +125,17 @@ class BaseFlowRunEngine(Actor[Command]):
         # Cancelling the run cancels them all.
         self._attempt_scope: anyio.CancelScope | None = None
         self._work: set[anyio.CancelScope] | None = None
-        self._holds_slot = False
         # persist_result and log_prints left unset (None) on a subflow follow its parent's run:
         # this engine is built in the caller's context, so the current run is the parent.
         parent = current_run_context()
+        # Places under the runtime's limits (see _slots): a subflow shares its parent's, so a
+        # parent waiting for it never holds a place it needs. The run slot is taken in begin_run
+        # by a top-level run; the thread slot, lent by a blocked sync ancestor, by each thread.
+        self._run_slot: Slot | None = None
+        self._lent_thread: Slot | None = None
+        self._thread_slot: Slot | None = None  # the current attempt's thread's, while it runs
+        if parent is not None and parent.engine is not None and parent.runtime is runtime:
+            self._run_slot, self._lent_thread = parent.engine._slots_for_subflow()
         self._log_prints = _inherit(self.flow.log_prints, parent.log_prints if parent else None)
         parent_persist = parent.engine._persist_result if parent and parent.engine else None
         self._persist_result = _inherit(self.flow.persist_result, parent_persist)
@@ -211,7 +218,7 @@ class BaseFlowRunEngine(Actor[Command]):
                 await self._fail_before_running(exc, message)
                 return
         slots = self.runtime._run_slots
-        if slots is not None and not self._holds_slot:
+        if slots is not None and self._run_slot is None:
             # Wait for a slot in a child task, so the mailbox stays open (a cancel gets through).
             self._spawn(self._acquire_slot, slots)
             return
@@ -486,24 +493,7 @@ class BaseFlowRunEngine(Actor[Command]):
 
         A run inside another run's context is that run's child (its parent id is recorded).
         """
-        run_id = uuid.uuid4()
-        name, name_error = _run_name(flow, parameters, run_id)
-        parent = current_run_context()
-        run = FlowRun(
-            id=run_id,
-            name=name,
-            flow_name=flow.name,
-            flow_version=flow.version,
-            parameters=parameters,
-            state=Pending(),
-            parent_flow_run_id=parent.flow_run.id if parent is not None else None,
-            # A subflow's tags are its own plus its parent's (as Prefect's tags() contexts).
-            tags=_union(flow.tags, parent.flow_run.tags if parent is not None else ()),
-            retries=flow.retries,
-            retry_delay_seconds=flow.retry_delay_seconds,
-            entrypoint=flow.entrypoint,
-            owner=runtime._owner_id,
-        )
+        run, name_error = new_flow_run(flow, parameters, runtime._owner_id)
         return await runtime.store.create_flow_run(run), name_error
 
     def start(self) -> None:
@@ -653,18 +643,28 @@ class BaseFlowRunEngine(Actor[Command]):
         await anyio.sleep(delay)
         await self.ref.tell(Retry())
 
-    async def _acquire_slot(self, slots: anyio.Semaphore) -> None:
-        await slots.acquire()
-        self._holds_slot = True
+    async def _acquire_slot(self, slots: Limit) -> None:
+        self._run_slot = await slots.acquire()
         try:
             await self.ref.tell(Retry())
         except ActorStopped:
-            self._release_slot()
+            self._release_slots()
 
-    def _release_slot(self) -> None:
-        if self._holds_slot and self.runtime._run_slots is not None:
-            self._holds_slot = False
-            self.runtime._run_slots.release()
+    def _slots_for_subflow(self) -> tuple[Slot | None, Slot | None]:
+        """Shares of this run's places for a subflow it starts: its run slot, and the slot of
+        its blocked thread (or the one lent to it). The subflow releases them when it ends."""
+        run, thread = self._run_slot, self._thread_slot or self._lent_thread
+        return (
+            run.share() if run is not None else None,
+            thread.share() if thread is not None and thread.held else None,
+        )
+
+    def _release_slots(self) -> None:
+        run, lent, self._run_slot, self._lent_thread = self._run_slot, self._lent_thread, None, None
+        if run is not None:
+            run.release()
+        if lent is not None:
+            lent.release()
 
     def _spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Start run work in a child task, under a scope that cancelling the run cancels."""
@@ -727,7 +727,7 @@ class BaseFlowRunEngine(Actor[Command]):
         self.runtime._suspendable.pop(self.flow_run.id, None)  # what initialize_run set up
         record.state = self.state
         self._stop_work(CancelledRun("the flow run has finished"))
-        self._release_slot()
+        self._release_slots()
         self.runtime._forget(record)
         if record.items is not None:
             record.items.close()  # a generator run's consumer sees the end of its values
@@ -764,15 +764,25 @@ class FlowRunEngine(BaseFlowRunEngine):
     ) -> Awaitable[Any]:
         call = functools.partial(self.flow.fn, *args, **kwargs)
         items = self.record.items
-        name = f"flow-run {self.flow_run.name}"
-        threads: ThreadRunner = self.runtime._threads
         if items is None:
-            return threads.run(call, name=name)
+            return self._in_thread(call, 0.0)
         # A generator's thread talks to the event loop at every value: give it a moment to
         # stop (it stops at its next value) rather than leave it calling into a closed loop.
         token = anyio.lowlevel.current_token()
         call = functools.partial(_iterate_call, call, items, deadline, token)
-        return threads.run(call, name=name, grace=self.runtime.cancel_grace)
+        return self._in_thread(call, self.runtime.cancel_grace)
+
+    async def _in_thread(self, call: Callable[[], Any], grace: float) -> Any:
+        """Call in a worker thread, under the slot lent to this run or one of its own; the
+        subflows it calls share that slot (a blocked thread never starves its children)."""
+        threads: ThreadRunner = self.runtime._threads
+        lent = self._lent_thread
+        slot = self._thread_slot = lent.share() if lent is not None else await threads.acquire()
+        try:
+            name = f"flow-run {self.flow_run.name}"
+            return await threads.run(call, name=name, grace=grace, slot=slot)
+        finally:
+            self._thread_slot = None
 
 
 class _Attempt:
@@ -812,26 +822,6 @@ class _Attempt:
             _current.reset(self._reset)
 
 
-def _run_name(
-    flow: Flow[..., Any], parameters: dict[str, Any], run_id: uuid.UUID
-) -> tuple[str, BaseException | None]:
-    """The run's name from `flow_run_name`; an error in it fails the run in `begin_run`."""
-    default = f"{flow.name}-{run_id.hex[:8]}"
-    template = flow.flow_run_name
-    if template is None:
-        return default, None
-    try:
-        name = template.format(**parameters) if isinstance(template, str) else template()
-        if not isinstance(name, str):
-            raise TypeError(
-                f"Callable {template!r} returned type {type(name).__name__} "
-                "but a string is required."
-            )
-    except Exception as exc:
-        return default, exc
-    return name, None
-
-
 def _iterate_call(
     make: Callable[[], Any], items: Any, deadline: anyio.CancelScope, token: Any
 ) -> Any:
@@ -840,10 +830,6 @@ def _iterate_call(
 
 def _inherit(own: bool | None, parents: bool | None) -> bool:
     return bool(parents) if own is None else own
-
-
-def _union(own: tuple[str, ...], inherited: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((*own, *inherited)))
 
 
 def engine_for(flow: Flow[..., Any]) -> type[BaseFlowRunEngine]:

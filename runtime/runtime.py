@@ -18,6 +18,7 @@ from actors import ActorStopped, ActorSystem
 
 from ._defaults import default_store
 from ._ownership import Ownership, release_ownership, take_ownership
+from ._slots import Limit
 from .commands import Cancel, Crash
 from .context import check_cancelled, current_run_context
 from .engine import engine_for
@@ -220,8 +221,10 @@ class Runtime:
     first. If the block is cancelled by the application (or raises), unfinished runs end
     Crashed with that reason.
 
-    Settings: `concurrency_limit` (runs executing at once; the rest wait in Pending),
-    `thread_limit` (live threads for sync flows, abandoned ones included), `persist_timeout`
+    Settings: `concurrency_limit` (runs executing at once; the rest wait in Pending; a subflow
+    runs under its parent's place), `thread_limit` (threads for sync flows, abandoned ones
+    included, until they return; a sync subflow called while a sync ancestor's thread waits for
+    it runs under that thread's place), `persist_timeout`
     (how long the store may commit nothing while a state write waits, shielded terminal
     writes included, before the write gives up with `StoreStalled`), `hook_timeout`,
     `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
@@ -247,7 +250,7 @@ class Runtime:
     _system: ActorSystem | None = attrs.field(default=None, init=False)
     _stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False)
     _token: contextvars.Token[Runtime | None] | None = attrs.field(default=None, init=False)
-    _run_slots: anyio.Semaphore | None = attrs.field(default=None, init=False)
+    _run_slots: Limit | None = attrs.field(default=None, init=False)
     _threads: Any = attrs.field(default=None, init=False)
     # Runs whose lease the runtime's one shared heartbeat keeps alive (send_heartbeats_*).
     _heartbeating: set[uuid.UUID] = attrs.field(factory=set, init=False)
@@ -280,7 +283,7 @@ class Runtime:
         await self._take_ownership()
         self._threads = ThreadRunner(self.thread_limit)
         if self.concurrency_limit is not None:
-            self._run_slots = anyio.Semaphore(self.concurrency_limit)
+            self._run_slots = Limit(self.concurrency_limit)
         stack = contextlib.AsyncExitStack()
         await self._start_lease_renewal(stack)
         # on_stop of a run actor writes Crashed and runs its hooks: give it room for both.
