@@ -22,16 +22,17 @@ import anyio
 import msgspec
 
 from .states import Cancelling, Pending
+from .stores import Store, open_store
 
 if TYPE_CHECKING:
     from .flows import Flow
     from .models import FlowRun
     from .runtime import FlowRunHandle
-    from .stores import Store
 
 __all__ = ["cancel_flow_run_process", "run_flow_in_subprocess"]
 
 TERMINATED = "Execution was aborted by a termination signal."
+_CLOSE_BOUND = 10.0  # seconds closing a store opened from a URL may take (it flushes a write)
 
 
 def run_flow_in_subprocess(
@@ -54,12 +55,7 @@ def run_flow_in_subprocess(
     """
     if wait_for:
         raise ValueError("wait_for cannot be passed to a subprocess run: wait before starting it")
-    url = store or os.environ.get("FLOWACTOR_STORE")
-    if not url or url.startswith("memory:"):
-        raise ValueError(
-            "a subprocess run needs a durable store both processes can open: pass "
-            "store='sqlite:///path/runs.db' (or set FLOWACTOR_STORE)"
-        )
+    url = _check_durable(store or os.environ.get("FLOWACTOR_STORE"))
     from .context import current_run_context
     from .models import FlowRun as _FlowRun
     from .parameters import bind_parameters
@@ -94,11 +90,38 @@ def run_flow_in_subprocess(
     return process
 
 
-async def cancel_flow_run_process(process: BaseProcess, store: Store) -> None:
-    """Request the cancel of a subprocess run: record Cancelling, then SIGTERM the process."""
+async def cancel_flow_run_process(process: BaseProcess, store: Store | str) -> None:
+    """Request the cancel of a subprocess run: record Cancelling, then SIGTERM the process.
+
+    `store` is an open store object, or a store URL (the one `run_flow_in_subprocess` was
+    given): a URL is opened for this one write and closed again. Cancelling the caller before
+    the write lands leaves the process running.
+    """
     run_id: uuid.UUID = process.flow_run_id  # type: ignore[attr-defined]
-    await store.set_state(run_id, Cancelling(message="Flow run was cancelled."))
+    cancelling = Cancelling(message="Flow run was cancelled.")
+    if isinstance(store, str):
+        _check_durable(store)
+        opened = open_store(store)
+        await opened.open()
+        try:
+            await opened.set_state(run_id, cancelling)
+        finally:
+            # Shielded and bounded, as a Runtime closes its store: the write must be flushed.
+            with anyio.move_on_after(_CLOSE_BOUND, shield=True):
+                await opened.close()
+    else:
+        await store.set_state(run_id, cancelling)
     process.terminate()
+
+
+def _check_durable(url: str | None) -> str:
+    """The URL of a store another process can open, or a ValueError saying what to pass."""
+    if not url or url.startswith("memory:"):
+        raise ValueError(
+            "a subprocess run needs a durable store both processes can open: pass "
+            "store='sqlite:///path/runs.db' (or set FLOWACTOR_STORE)"
+        )
+    return url
 
 
 def _replace_parameters(flow_run: FlowRun, parameters: dict[str, Any]) -> FlowRun:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -48,15 +49,17 @@ async def test_a_subprocess_run_completes_in_the_shared_store(tmp_path: Path) ->
         assert [s.name for s in states] == ["Pending", "Running", "Completed"]
 
 
+@pytest.mark.parametrize("given", ["store", "url"])
 async def test_sigterm_after_a_cancel_request_gives_cancelling_then_cancelled(
-    tmp_path: Path,
+    tmp_path: Path, given: str
 ) -> None:
+    """The canceller may pass its open store, or the URL the subprocess run was started with."""
     url = store_url(tmp_path)
     process = run_flow_in_subprocess(long.waits_forever, store=url)
     run_id = process.flow_run_id  # type: ignore[attr-defined]
     async with Runtime(store=url) as rt:
         await wait_running(rt, run_id)
-        await cancel_flow_run_process(process, rt.store)
+        await cancel_flow_run_process(process, rt.store if given == "store" else url)
         await wait_exit(process)
         names = [s.name for s in await rt.read_states(run_id)]
     assert names == ["Pending", "Running", "Cancelling", "Cancelled"]
@@ -80,6 +83,14 @@ async def test_sigterm_without_a_cancel_request_crashes_the_run(tmp_path: Path) 
 def test_a_memory_store_is_refused() -> None:
     with pytest.raises(ValueError, match="durable store"):
         run_flow_in_subprocess(long.double, parameters={"x": 1}, store="memory://")
+
+
+async def test_cancelling_by_a_memory_store_url_is_refused() -> None:
+    terminated: list[bool] = []
+    process = SimpleNamespace(flow_run_id=uuid.uuid4(), terminate=lambda: terminated.append(True))
+    with pytest.raises(ValueError, match="durable store"):
+        await cancel_flow_run_process(process, "memory://")  # type: ignore[arg-type]
+    assert not terminated  # nothing recorded, so no signal either
 
 
 async def test_w12_a_generator_flow_runs_to_completion_in_a_subprocess(tmp_path: Path) -> None:
