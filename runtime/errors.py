@@ -18,6 +18,7 @@ __all__ = [
     "RuntimeClosed",
     "StoreCorrupt",
     "StoreError",
+    "StoreFileGone",
     "StoreFull",
     "StoreLocked",
     "StoreReadOnly",
@@ -116,6 +117,13 @@ class StoreStalled(StoreError):
     """The store committed nothing for the write's `stall_timeout` while the write waited.
 
     The write may still land later; the caller only stopped waiting for it.
+    """
+
+
+class StoreFileGone(StoreError):
+    """The store's file was deleted, moved or replaced while the store was open.
+
+    Writes are refused from then on: acknowledged, they would be lost with the old file.
     """
 
 

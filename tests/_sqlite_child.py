@@ -7,16 +7,24 @@
 - `open DB`: print `READY`, read a start time (`time.time()`) from stdin, wait for it, then
   open a Runtime on DB (a new file, opened by several children at once), complete one run
   and print `DONE`.
+- `unwritable DB SUFFIX`: complete a run, make the file DB+SUFFIX (`-shm`, say) unwritable
+  while the Runtime is open, then print `READ <outcome>` for a read and `WRITE <outcome>` for
+  more runs (`ok`, or `<error type>: <message>`); `UNSUPPORTED` if the file cannot be made
+  unwritable here.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Awaitable
+from pathlib import Path
 
 import anyio
+import pytest
+from _helpers import unwritable  # run as a script: this directory is on sys.path
 
-from runtime import Runtime, flow
+from runtime import Runtime, StoreError, flow
 
 
 @flow
@@ -88,6 +96,33 @@ async def open_together(db: str, start: float) -> None:
     print("DONE", flush=True)
 
 
+async def run_unwritable(db: str, suffix: str) -> None:
+    async with Runtime(store=f"sqlite:///{db}") as rt:
+        first = await rt.submit(opened)
+        assert await first.result() == 1
+        try:
+            with unwritable(Path(db + suffix)):
+                print(f"READ {await _outcome(rt.read_flow_run(first.id))}", flush=True)
+                # Enough writes for SQLite to touch every page of the -shm mapping again.
+                print(f"WRITE {await _outcome(_complete_runs(rt, 200))}", flush=True)
+        except pytest.skip.Exception:
+            print("UNSUPPORTED", flush=True)
+
+
+async def _complete_runs(rt: Runtime, n: int) -> None:
+    for _ in range(n):
+        await (await rt.submit(opened)).result()
+
+
+async def _outcome(call: Awaitable[object]) -> str:
+    """`ok`, or the store error the call raised (type and message)."""
+    try:
+        await call
+    except StoreError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
 def main() -> None:
     mode, db = sys.argv[1], sys.argv[2]
     backend = "trio" if "--trio" in sys.argv else "asyncio"
@@ -100,6 +135,8 @@ def main() -> None:
         print("READY", flush=True)
         start = float(sys.stdin.readline())  # a moment on the wall clock, the same for all
         anyio.run(open_together, db, start, backend=backend)
+    elif mode == "unwritable":
+        anyio.run(run_unwritable, db, sys.argv[3], backend=backend)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

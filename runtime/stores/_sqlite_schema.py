@@ -34,6 +34,7 @@ from ..errors import (
     StoreReadOnly,
     StoreSchemaError,
 )
+from ._sqlite_files import diagnose
 
 __all__ = ["SCHEMA_VERSION", "Config", "connect_reader", "connect_writer", "store_error"]
 
@@ -102,6 +103,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
+# SQLite's primary result codes whose cause is often in the file system (see _sqlite_files).
+_FILE_ERRORS = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY)
 
 
 @attrs.frozen
@@ -314,6 +317,12 @@ def store_error(exc: BaseException, config: Config) -> StoreError:
             f"than the busy timeout ({config.busy_timeout:g} s): {detail}.",
             path,
         )
+    if primary in _FILE_ERRORS and not (primary == sqlite3.SQLITE_READONLY and config.read_only):
+        # SQLite's words are generic ("unable to open database file", "disk I/O error"): the
+        # file system can usually say which file is the problem, and why.
+        found = diagnose(path, creating=not config.read_only)
+        if found is not None:
+            return found
     if primary == sqlite3.SQLITE_READONLY:
         return StoreReadOnly(
             f"The store {path} is read-only: {detail}. Check the file's permissions and mount.",

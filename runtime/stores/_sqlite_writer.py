@@ -32,12 +32,13 @@ import anyio
 import anyio.from_thread
 import msgspec
 
-from ..errors import FlowRunNotFound, StoreError
+from ..errors import FlowRunNotFound, StoreError, StoreFileGone, StoreReadOnly
 from ..models import FlowRun
 from ..policy import Decision, Status, decide
 from ..results import PersistedResult
 from ..states import State
 from . import _sqlite_codec as codec
+from ._sqlite_files import FileWatch, check_shm, close_connection
 from ._sqlite_schema import Config, connect_writer, store_error
 
 __all__ = ["CALL", "CREATE", "SET", "Op", "Writer"]
@@ -93,6 +94,8 @@ class Writer:
         self._busy = False  # between taking a batch and looking for the next one
         self._thread: threading.Thread | None = None
         self.conn: sqlite3.Connection | None = None
+        self.files: FileWatch | None = None  # checked before every batch (and every read)
+        self._gone = False  # the file is no longer the store: its log was emptied
         # Batch state, touched only by the writer thread.
         self._cache: dict[uuid.UUID, _Entry] = {}
         self._data_version = -1
@@ -137,6 +140,8 @@ class Writer:
         try:
             self.conn = connect_writer(self.config)
             self._max_variables = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            if not self.config.read_only:
+                self.files = FileWatch(self.config.path)
         except BaseException as exc:
             ready.error = exc if isinstance(exc, StoreError) else store_error(exc, self.config)
             with self._cond:
@@ -187,17 +192,22 @@ class Writer:
             if self._on_close is not None:
                 self._on_close()  # the readers close first: the writer's close checkpoints
             assert self.conn is not None
+            check_shm(self.config.path)
             self.conn.execute("PRAGMA optimize")
+        except StoreReadOnly:
+            pass  # the -shm file cannot be written: close_connection says so
         except Exception:
             logger.exception("closing the store %s", self.config.path)
         finally:
             assert self.conn is not None
-            self.conn.close()
+            close_connection(self.conn, self.config.path)
 
     def _commit(self, batch: list[Op]) -> None:
         conn = self.conn
         assert conn is not None
         try:
+            if self.files is not None:
+                self.files.check()  # the file is still the store, and SQLite can write it
             conn.execute("BEGIN IMMEDIATE")
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._data_version:
@@ -209,6 +219,12 @@ class Writer:
                 self._apply(op)
             self.flush()
             conn.execute("COMMIT")
+        except StoreFileGone as exc:
+            self._abort(batch, exc)
+            if not self._gone:
+                self._gone = True
+                self._empty_log()
+            return
         except Exception as exc:
             self._abort(batch, exc)
             return
@@ -217,6 +233,21 @@ class Writer:
             if state is not None and state.is_final():
                 self._cache.pop(entry.run.id, None)  # finished: keep the cache to runs in flight
         self._touched.clear()
+
+    def _empty_log(self) -> None:
+        """Move what the log holds into the old file, and empty the log (once, when the file
+        is found gone).
+
+        The -wal file is found by its name: left with frames in it next to a file put in the
+        store's place, it would be read as that file's log (and SQLite's own close skips its
+        checkpoint once the database has moved).
+        """
+        assert self.conn is not None
+        try:
+            check_shm(self.config.path)
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except (sqlite3.Error, StoreError) as exc:
+            logger.error("could not empty the log of the lost store %s: %s", self.config.path, exc)
 
     def _abort(self, batch: list[Op], exc: Exception) -> None:
         conn = self.conn

@@ -35,6 +35,7 @@ from . import _sqlite_codec as codec
 from . import _sqlite_owners as owners
 from ._liveness import new_owner
 from ._recovery import wants_retry
+from ._sqlite_files import check_shm, close_connection
 from ._sqlite_schema import Config, connect_reader, store_error
 from ._sqlite_writer import CALL, CLOSE, CREATE, OPEN, SET, Op, Writer
 
@@ -295,6 +296,12 @@ class SQLiteStore:
         return await anyio.to_thread.run_sync(self._read_sync, fn, args)
 
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        writer = self._writer
+        files = writer.files if writer is not None else None
+        if files is not None:
+            files.check()  # the file is still the one open, and its -shm file writable
+        else:
+            check_shm(self.path)  # a read may write to the -shm mapping: it must be writable
         with self._lock:
             pooled = self._pooling
             conn = self._readers.pop() if pooled and self._readers else None
@@ -314,7 +321,7 @@ class SQLiteStore:
                     if keep:
                         self._readers.append(conn)
             if not keep:
-                conn.close()
+                close_connection(conn, self.path)
 
     def _close_readers(self) -> None:
         """Called by the writer as it closes: pooled read connections go first."""
@@ -322,7 +329,7 @@ class SQLiteStore:
             self._pooling = False
             readers, self._readers = self._readers, []
         for conn in readers:
-            conn.close()
+            close_connection(conn, self.path)
 
 
 def _not_open(path: str) -> StoreError:
