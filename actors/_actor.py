@@ -59,6 +59,16 @@ class Actor(abc.ABC, Generic[MsgT]):
         """
         self._bound_cell().start_child(func, args, name)
 
+    def start_work(self, func: Callable[[*PosArgsT], Awaitable[Any]], *args: *PosArgsT) -> None:
+        """Run ``func(*args)`` beside message handling, starting once this message is handled.
+
+        It runs in the actor's own task when that task is free (no task is made for it), and
+        in a task of its own otherwise. What it returns, if not None, becomes this actor's next
+        message. Like a child task, it is cancelled when the actor stops, and an exception from
+        it is a failure of this actor.
+        """
+        self._bound_cell().start_work(func, args)
+
     async def on_start(self) -> None:
         """Called before the first message (and after each restart)."""
 

@@ -1,4 +1,14 @@
-"""The machinery behind one actor: its task, incarnations, child tasks and supervision."""
+"""The machinery behind one actor: who serves its mailbox, its work, supervision and stopping.
+
+An actor holds no task while it has nothing to do. Mail schedules it: one dispatcher task at a
+time handles its messages in order, and ends when the mailbox is empty. Work the actor starts
+runs beside message handling: `start_soon` in a task of its own at once, `start_work` in the
+dispatcher's own task once the mailbox is empty (messages arriving meanwhile get a new
+dispatcher). A flow run whose attempt is work therefore costs one task, not three.
+
+Failures are caught here and never reach the system's task group, which only ever sees
+cancellations.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.lowlevel import checkpoint
 
 from ._actor import Actor
@@ -27,25 +36,28 @@ logger = logging.getLogger("actors")
 
 _NOTHING: Any = object()  # what Mailbox.poll returns here when both lanes are empty
 
+Work = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], bool]  # (func, args, deliver)
+
 
 def _no_factory() -> Actor[Any]:
     raise RuntimeError("a stopped actor is not restarted")
 
 
 class ActorCell:
-    """Runs one actor as one task of its system, restarting it as its supervision says.
-
-    Each incarnation (instance) gets its own task group for child tasks. Failures are caught
-    here and never reach a task group, so groups only ever see cancellations.
-    """
+    """Runs one actor for its system: schedules it on mail, applies supervision, stops it."""
 
     __slots__ = (
+        "_actor",
         "_children",
+        "_dispatching",
         "_done",
         "_factory",
         "_failure",
-        "_live_children",
-        "_next",
+        "_finishing",
+        "_idle",
+        "_live",
+        "_queued_work",
+        "_started",
         "_supervision",
         "_supervisor",
         "mailbox",
@@ -67,16 +79,24 @@ class ActorCell:
     ) -> None:
         self.system = system
         self.name = name
-        self.mailbox: Mailbox[object] = Mailbox(mailbox_size, owner=f"actor {name!r}")
+        self.mailbox: Mailbox[object] = Mailbox(
+            mailbox_size, owner=f"actor {name!r}", notify=self._schedule
+        )
         self.stopping = False  # no new messages accepted
         self.terminated = False  # fully stopped
         self._factory = factory
-        self._next: Actor[Any] | None = actor  # the instance to run next, made by spawn
+        self._actor: Actor[Any] | None = actor  # the current instance
+        self._started = False  # on_start of the current instance has run
         self._supervision = supervision
         self._supervisor: Supervisor | None = None  # made at the first failure
-        self._children: TaskGroup | None = None
-        self._live_children = 0  # child tasks started and not yet returned (or never began)
+        self._dispatching = False  # a task is serving the mailbox (at most one)
+        self._queued_work: list[Work] | None = None  # work to start once the mailbox is empty
+        # Running (or about to run) work, by the scope that cancels it.
+        self._children: dict[anyio.CancelScope, Work] | None = None
+        self._live = 0  # work started and not yet returned
+        self._idle: anyio.Event | None = None  # set when _live drops to 0, made by a waiter
         self._failure: BaseException | None = None
+        self._finishing = False  # the stop sequence has begun (it runs once)
         self._done: anyio.Event | None = None  # made on demand: most actors are never joined
         actor._actor_cell = self
 
@@ -92,11 +112,280 @@ class ActorCell:
     def stopped_error(self) -> ActorStopped:
         return ActorStopped(f"actor {self.name!r} is stopped")
 
+    # -- scheduling ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Serve the actor now (it has an on_start to run) rather than at its first message."""
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Mail arrived (or there is a start to make): make sure a dispatcher is on its way."""
+        if not self._dispatching and not self.terminated:
+            self._dispatching = True  # taken now, so that one task at a time serves the mailbox
+            self.system._spawn(self._dispatch, self.name)
+
+    async def _dispatch(self) -> None:
+        """A dispatcher task: serve the mailbox, then do queued work here while it is free."""
+        try:
+            await self._serve()
+        except BaseException as exc:
+            if isinstance(exc, self.system._cancelled_exc):
+                # The system is being torn down: stop this actor (shielded and bounded).
+                await self._finish(failure=None)
+                raise
+            # Not a supervised failure (e.g. KeyboardInterrupt): the system re-raises it.
+            await self._finish(failure=exc)
+            self.system._crash(exc)
+
+    async def _serve(self) -> None:
+        """Handle messages while this task holds the dispatcher role; then run queued work."""
+        fresh = True  # just scheduled: no need to yield before the first message
+        while True:
+            await self._handle_all(fresh)
+            if self.terminated or self._finishing:
+                return
+            self._dispatching = False
+            work = self._take_work()
+            if work is None:
+                return
+            await self._run_work(work)
+            # The work is over: serve what arrived meanwhile, unless another task already is.
+            if not self._needs_serving():
+                return
+            self._dispatching = True
+            fresh = True
+
+    async def _handle_all(self, fresh: bool) -> None:
+        """Run on_start if due, then handle messages until the mailbox is empty or a stop."""
+        while True:
+            actor = self._actor
+            if actor is None or self._finishing:
+                return  # stopped before this task got to run
+            if self._failure is None and not self._started:
+                self._started = True
+                if type(actor).on_start is not Actor.on_start:
+                    await self._call(actor.on_start, None)
+            if self._failure is not None:
+                if not await self._after_failure():
+                    return  # stopped (or escalated): the stop sequence has run
+                fresh = True
+                continue  # restarted: a new instance goes on with the same mailbox
+            item = self.mailbox.poll(_NOTHING)
+            if item is _NOTHING:
+                return
+            if item is STOP:
+                await self._finish(failure=None)
+                return
+            if not fresh:
+                # One scheduling point between two messages, so that a busy actor stays fair
+                # to the rest of the loop. Cancelled here, the item goes back first.
+                try:
+                    await checkpoint()
+                except BaseException:
+                    self.mailbox.unget(item)
+                    raise
+            fresh = False
+            if isinstance(item, Ask):
+                await self._call(actor.receive, item)
+            else:
+                try:
+                    await actor.receive(item)
+                except BaseException as exc:
+                    if isinstance(exc, self.system._cancelled_exc):
+                        raise
+                    self._fail(exc)
+
+    async def _call(self, fn: Callable[..., Awaitable[Any]], ask: Ask | None) -> None:
+        """Run on_start, or a handler that answers an ask; a failure is the actor's."""
+        reply = ask.reply if ask is not None else None
+        try:
+            result = await (fn() if ask is None else fn(ask.message))
+        except BaseException as exc:
+            if reply is not None:
+                reply.fail(exc if isinstance(exc, Exception) else self.stopped_error())
+            if isinstance(exc, self.system._cancelled_exc):
+                raise
+            self._fail(exc)
+            return
+        if reply is not None:
+            reply.succeed(result)
+
+    # -- work beside message handling ------------------------------------------------------------
+    def start_child(
+        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: object
+    ) -> None:
+        """Run `func(*args)` in a task of its own, now."""
+        if self.terminated or self._finishing:
+            raise RuntimeError(f"actor {self.name!r} is not running: cannot start a child task")
+        if name is None:
+            name = f"{self.name}/{getattr(func, '__qualname__', func)}"
+        self._spawn_work((func, args, False), str(name))
+
+    def start_work(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        """Run `func(*args)` once the current message is handled, in this task when it is free.
+
+        Outside message handling (no dispatcher), it starts in a task of its own at once.
+        """
+        if self.terminated or self._finishing:
+            raise RuntimeError(f"actor {self.name!r} is not running: cannot start work")
+        work: Work = (func, args, True)
+        if not self._dispatching:
+            self._spawn_work(work, self.name)
+        elif self._queued_work is None:
+            self._queued_work = [work]
+        else:
+            self._queued_work.append(work)
+
+    def _take_work(self) -> anyio.CancelScope | None:
+        """Take the first queued work (registered, ready to run here); spawn the others."""
+        queued = self._queued_work
+        if not queued:
+            return None
+        self._queued_work = None
+        for other in queued[1:]:  # work beyond the first cannot share this task: one task each
+            self._spawn_work(other, self.name)
+        return self._register(queued[0])
+
+    def _spawn_work(self, work: Work, name: str) -> None:
+        # Registered before its task starts, so that stopping the actor meanwhile cancels it.
+        self.system._spawn(self._work_task, name, self._register(work))
+
+    def _register(self, work: Work) -> anyio.CancelScope:
+        """Count `work` as running, under a scope that stopping the actor cancels."""
+        scope = anyio.CancelScope()
+        children = self._children
+        if children is None:
+            children = self._children = {}
+        children[scope] = work
+        self._live += 1
+        return scope
+
+    async def _work_task(self, scope: anyio.CancelScope) -> None:
+        await self._run_work(scope)
+        if self._needs_serving():
+            self._dispatching = True
+            await self._serve()
+
+    def _needs_serving(self) -> bool:
+        """Whether this free task should become the dispatcher (nobody else serves the mail)."""
+        if self._dispatching or self._finishing or self.terminated:
+            return False
+        return self.mailbox.has_items() or self._failure is not None
+
+    async def _run_work(self, scope: anyio.CancelScope) -> None:
+        """Run one registered piece of work under its scope.
+
+        What `start_work`'s function returns (if not None) becomes this actor's next message.
+        """
+        children = self._children
+        assert children is not None
+        func, args, deliver = children[scope]
+        try:
+            with scope:
+                result = await func(*args)
+            if deliver and result is not None and not self.mailbox.closed:
+                self.mailbox.put_own(result)  # served next, by this task or the dispatcher
+        except BaseException as exc:
+            if isinstance(exc, self.system._cancelled_exc):
+                raise
+            self._fail(exc)
+        finally:
+            del children[scope]
+            self._live -= 1
+            if self._live == 0 and self._idle is not None:
+                self._idle.set()
+
+    # -- failure, restart and stop ----------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        """Record a failure of the current instance; its work is cancelled at once."""
+        failure = self._failure
+        if failure is None or (isinstance(failure, Exception) and not isinstance(exc, Exception)):
+            self._failure = exc
+        self._cancel_work()
+        if not self._dispatching and not self.terminated:
+            # Nobody serves the mailbox now: a dispatcher applies the supervision strategy.
+            self._schedule()
+
+    def _cancel_work(self) -> None:
+        for scope in list(self._children or ()):
+            scope.cancel()
+
+    async def _after_failure(self) -> bool:
+        """Apply the strategy to the recorded failure: True if a new instance goes on."""
+        failure = self._failure
+        assert failure is not None
+        if not isinstance(failure, Exception):
+            # KeyboardInterrupt and the like are not supervised: stop, then raise it up.
+            await self._finish(failure=failure)
+            raise failure
+        if self._supervisor is None:
+            self._supervisor = Supervisor(self._supervision)
+        directive = self._supervisor.decide(anyio.current_time())
+        if directive is Directive.RESTART and not self.stopping:
+            logger.warning("actor %r failed; restarting it", self.name, exc_info=failure)
+            await self._end_instance()
+            try:
+                actor = self._factory()
+            except Exception as exc:
+                logger.error("actor %r could not be restarted; stopping it", self.name)
+                self._failure = exc
+                await self._finish(failure=exc)
+                return False
+            actor._actor_cell = self
+            self._actor, self._started, self._failure = actor, False, None
+            return True
+        if directive is Directive.ESCALATE:
+            logger.error("actor %r failed; escalating", self.name, exc_info=failure)
+            await self._finish(failure=failure)
+            self.system._escalate(self.name, failure)
+        else:
+            logger.error("actor %r failed; stopping it", self.name, exc_info=failure)
+            await self._finish(failure=failure)
+        return False
+
+    async def _end_instance(self) -> None:
+        """Cancel the current instance's work, wait for it, then run its on_stop."""
+        self._cancel_work()
+        if self._live:
+            # Shielded: this also runs while the actor is being cancelled; bounded, so that
+            # work that will not end cannot hold up the system (its task is still awaited by
+            # the system's task group when the system closes).
+            with anyio.move_on_after(self.system.stop_timeout, shield=True):
+                while self._live:
+                    idle = self._idle = anyio.Event()
+                    await idle.wait()
+            self._idle = None
+        actor = self._actor
+        if actor is not None and actor.needs_on_stop():
+            await self._call_on_stop(actor)
+
+    async def _finish(self, failure: BaseException | None) -> None:
+        """Stop for good: refuse mail, end the instance, free everything (once)."""
+        if self._finishing or self.terminated:
+            return
+        self._finishing = True
+        self._close_mailbox()
+        try:
+            await self._end_instance()
+        finally:
+            self._terminate()
+
+    async def finish_on_cancel(self) -> None:
+        """The system is being cancelled and no dispatcher serves this actor: stop it here."""
+        await self._finish(failure=None)
+
+    def claim_finishing(self) -> bool:
+        """True if the system must stop this actor itself (no dispatcher will); claims it."""
+        if self.terminated or self._finishing or self._dispatching:
+            return False
+        self._dispatching = True  # no dispatcher is scheduled from now on: the stop task serves
+        return True
+
     def request_stop(self) -> None:
         """Post a stop on the system lane (once)."""
         if not self.stopping:
             self.stopping = True
-            self.mailbox.put_system(STOP)
+            if not self.mailbox.closed:
+                self.mailbox.put_system(STOP)
 
     async def wait_stopped(self) -> None:
         if self.terminated:
@@ -104,140 +393,6 @@ class ActorCell:
         if self._done is None:
             self._done = anyio.Event()
         await self._done.wait()
-
-    def start_child(
-        self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], name: object
-    ) -> None:
-        children = self._children
-        if children is None:
-            raise RuntimeError(f"actor {self.name!r} is not running: cannot start a child task")
-        if name is None:
-            name = f"{self.name}/{getattr(func, '__qualname__', func)}"
-        children.start_soon(self._run_child, func, args, name=name)
-        self._live_children += 1
-
-    async def run(self) -> None:
-        """The actor's task: incarnations until it stops, then dispose of leftover mail."""
-        try:
-            while True:
-                failure = await self._incarnate()
-                if failure is None or not self._restart_after(failure):
-                    return
-        except BaseException as exc:
-            if isinstance(exc, self.system._cancelled_exc):
-                raise
-            # Not a supervised failure (e.g. KeyboardInterrupt): the system re-raises it.
-            self.system._crash(exc)
-        finally:
-            self._terminate()
-
-    def _restart_after(self, failure: BaseException) -> bool:
-        """Apply the supervision strategy to a failed incarnation: True to run a new one."""
-        if not isinstance(failure, Exception):
-            raise failure
-        if self._supervisor is None:
-            self._supervisor = Supervisor(self._supervision)
-        directive = self._supervisor.decide(anyio.current_time())
-        if directive is Directive.RESTART and not self.stopping:
-            logger.warning("actor %r failed; restarting it", self.name, exc_info=failure)
-            return True
-        if directive is Directive.ESCALATE:
-            logger.error("actor %r failed; escalating", self.name, exc_info=failure)
-            self.system._escalate(self.name, failure)
-        else:
-            logger.error("actor %r failed; stopping it", self.name, exc_info=failure)
-        return False
-
-    async def _incarnate(self) -> BaseException | None:
-        """Run one instance from on_start to on_stop; return its failure, if any."""
-        self._failure = None
-        self._live_children = 0  # the previous incarnation's group has awaited all of its own
-        actor, self._next = self._next, None
-        if actor is None:
-            try:
-                actor = self._factory()
-            except Exception as exc:
-                return exc
-            actor._actor_cell = self
-        try:
-            async with anyio.create_task_group() as children:
-                self._children = children
-                await self._serve(actor)
-                if self._live_children:
-                    # Stopping: cancel the child tasks still running; leaving the group awaits
-                    # them. (Skipped when there are none: anyio's cancel() is not free.)
-                    children.cancel_scope.cancel()
-        finally:
-            self._children = None
-            if actor.needs_on_stop():
-                await self._call_on_stop(actor)
-        return self._failure
-
-    async def _serve(self, actor: Actor[Any]) -> None:
-        """on_start, then handle messages until a stop or a failure."""
-        cancelled = self.system._cancelled_exc
-        if type(actor).on_start is not Actor.on_start:
-            try:
-                await actor.on_start()
-            except BaseException as exc:
-                if isinstance(exc, cancelled):
-                    raise
-                self._fail(exc)
-                return
-        mailbox = self.mailbox
-        receive = actor.receive
-        waited = True  # the task has just been scheduled: no need to yield before the first item
-        while True:
-            item = mailbox.poll(_NOTHING)
-            if item is _NOTHING:
-                item = await mailbox.next()  # sleeps until an item comes
-            elif not waited and item is not STOP:
-                # One scheduling point between two messages, so that a busy actor stays fair
-                # to the rest of the loop. Cancelled here, the item goes back first.
-                try:
-                    await checkpoint()
-                except BaseException:
-                    mailbox.unget(item)
-                    raise
-            waited = False
-            if item is STOP:
-                # Nothing more will be handled: refuse new mail now, not after on_stop.
-                self._close_mailbox()
-                return
-            reply = None
-            if isinstance(item, Ask):
-                reply = item.reply
-                item = item.message
-            try:
-                result = await receive(item)
-            except BaseException as exc:
-                if reply is not None:
-                    reply.fail(exc if isinstance(exc, Exception) else self.stopped_error())
-                if isinstance(exc, cancelled):
-                    raise
-                self._fail(exc)
-                return
-            if reply is not None:
-                reply.succeed(result)
-
-    async def _run_child(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
-        try:
-            await func(*args)
-        except BaseException as exc:
-            if isinstance(exc, self.system._cancelled_exc):
-                raise
-            self._fail(exc)
-        finally:
-            self._live_children -= 1
-
-    def _fail(self, exc: BaseException) -> None:
-        """Record a failure of the current incarnation and end it."""
-        failure = self._failure
-        if failure is None or (isinstance(failure, Exception) and not isinstance(exc, Exception)):
-            self._failure = exc
-        if self._children is not None:
-            # Ends the incarnation: cancels the message loop and every child task.
-            self._children.cancel_scope.cancel()
 
     async def _call_on_stop(self, actor: Actor[Any]) -> None:
         # Shielded: on_stop must run even while the actor is being cancelled; bounded by
@@ -265,13 +420,14 @@ class ActorCell:
             self.system._dead_letter(DeadLetter(self.name, message, "actor stopped"))
 
     def _terminate(self) -> None:
-        self._close_mailbox()
         self.terminated = True
+        self._dispatching = False
         self.system._unregister(self)
         # A stopped actor is never built again. Dropping the factory (which usually holds the
         # instance, and the instance holds this cell) breaks a reference cycle, so the actor
         # is freed at once instead of waiting for a full garbage collection.
         self._factory = _no_factory
-        self._next = None
+        self._actor = None
+        self._queued_work = None
         if self._done is not None:
             self._done.set()

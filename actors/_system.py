@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -34,7 +34,7 @@ class _State(enum.Enum):
 
 
 class ActorSystem:
-    """Owns every actor: each runs as one task of the system's task group.
+    """Owns every actor: their tasks (made when they have mail or work) run in its task group.
 
     Leaving ``async with`` normally stops every actor and waits for them; leaving it with an
     error or a cancellation cancels them (their ``on_stop`` still runs). An escalated failure
@@ -102,7 +102,7 @@ class ActorSystem:
                 cell.request_stop()
         else:
             # Leaving on an error or a cancellation: cancel the actors (on_stop still runs).
-            task_group.cancel_scope.cancel()
+            self._cancel_all()
             # A cancellation goes to the group, which absorbs the one it caused; any other
             # error is kept out of it so that it propagates as is, not in an ExceptionGroup.
             if isinstance(exc, self._cancelled_exc):
@@ -121,6 +121,20 @@ class ActorSystem:
         if self._failure is not None:
             raise self._failure
         return passed is not None and bool(suppressed)
+
+    def _cancel_all(self) -> None:
+        """Cancel every task of the system; actors no task serves are stopped by a new one.
+
+        An idle actor holds no task, so nothing would run its on_stop otherwise. Tasks started
+        in the cancelled group run until their first unshielded checkpoint: the stop sequence
+        is shielded (and bounded).
+        """
+        task_group = self._task_group
+        assert task_group is not None
+        task_group.cancel_scope.cancel()
+        for cell in list(self._cells):
+            if cell.claim_finishing():
+                task_group.start_soon(cell.finish_on_cancel, name=f"actor {cell.name} (stop)")
 
     def _close(self) -> None:
         self._state = _State.CLOSED
@@ -155,10 +169,17 @@ class ActorSystem:
             supervision=actor.supervision if supervision is None else supervision,
         )
         self._cells[cell] = None
-        task_group.start_soon(cell.run, name=f"actor {name}")
+        if type(actor).on_start is not Actor.on_start:
+            cell.start()  # on_start runs now, not at the first message
         return cell.ref
 
     # -- internal, called by ActorCell ----------------------------------------------------
+    def _spawn(self, func: Callable[..., Coroutine[Any, Any, Any]], name: str, *args: Any) -> None:
+        """Start a task of an actor in the system's task group."""
+        task_group = self._task_group
+        if task_group is None:
+            raise RuntimeError(f"actor system {self.name!r} is closed")
+        task_group.start_soon(func, *args, name=f"actor {name}")
 
     def _unregister(self, cell: ActorCell) -> None:
         self._cells.pop(cell, None)
@@ -190,4 +211,4 @@ class ActorSystem:
         self._state = _State.STOPPING
         if self._task_group is not None:
             # Cancels every actor and the body of the `async with` block.
-            self._task_group.cancel_scope.cancel()
+            self._cancel_all()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
+from collections import deque
+from collections.abc import Callable
 from typing import Final, Generic, TypeVar
 
 import anyio
 import attrs
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import ActorStopped, MailboxFull
 
@@ -18,13 +18,6 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 
-class _Wake:
-    """Posted to a receiver blocked on the empty user lane when a system item arrives."""
-
-
-_WAKE: Final = _Wake()
-
-
 class _Nothing:
     """What poll() returns here when both lanes are empty."""
 
@@ -32,18 +25,15 @@ class _Nothing:
 _NOTHING: Final = _Nothing()
 
 
-@attrs.define(eq=False)
-class _Parked(Generic[T]):
-    """A user item whose sender had to wait for room.
+class _Sender(Generic[T]):
+    """A sender waiting for room, with its item; woken once the item is taken or refused."""
 
-    When the mailbox closes, the drain may pull the item out of a sender that is still
-    waiting: that sender is then told (``ActorStopped``) instead of the item becoming a dead
-    letter; an item whose sender already returned is a dead letter like any other.
-    """
+    __slots__ = ("done", "item", "refused")
 
-    item: T
-    sender_gone: bool = False
-    rejected: bool = False
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.done = anyio.Event()
+        self.refused = False
 
 
 @attrs.frozen
@@ -58,28 +48,36 @@ class MailboxStatistics:
 class Mailbox(Generic[T]):
     """Two lanes of items for one consumer.
 
-    The user lane is a bounded anyio memory object stream (senders wait for room). The system
-    lane is a list, never full, whose items are delivered before any queued user item.
+    The user lane holds at most `capacity` items; further senders wait for room, and their
+    items follow in order. The system lane is never full, and its items come before any user
+    item. Plain lists and deques, not streams: an idle mailbox is a few small objects, and the
+    events a waiting consumer or sender needs are made only when one waits. `notify`, if given,
+    is called each time an item arrives (an actor uses it to schedule itself).
     """
 
-    __slots__ = ("_closed", "_held", "_owner", "_receive", "_send", "_sleeping", "_system")
+    __slots__ = (
+        "_capacity",
+        "_closed",
+        "_consumer",
+        "_notify",
+        "_owner",
+        "_senders",
+        "_system",
+        "_user",
+    )
 
-    def __init__(self, capacity: int, *, owner: str = "consumer") -> None:
+    def __init__(
+        self, capacity: int, *, owner: str = "consumer", notify: Callable[[], None] | None = None
+    ) -> None:
         if capacity < 0:
             raise ValueError(f"mailbox capacity must be >= 0, not {capacity}")
-        # Not subscripted with the item type: building that union on every call costs more
-        # than the rest of the mailbox; the annotations below carry it instead.
-        send: MemoryObjectSendStream[T | _Wake | _Parked[T]]
-        receive: MemoryObjectReceiveStream[T | _Wake | _Parked[T]]
-        send, receive = anyio.create_memory_object_stream(capacity)
-        self._send = send
-        self._receive = receive
-        # A list, not a deque: it holds a stop or a cancel now and then, and an empty deque
-        # costs ten times an empty list in every one of thousands of mailboxes.
-        self._system: list[T] = []
-        self._held: list[T] = []  # a user item taken while system items were pending
+        self._capacity = capacity
+        self._user: deque[T] | None = None  # made with the first user item
+        self._system: list[T] | None = None  # made with the first system item
+        self._senders: deque[_Sender[T]] | None = None  # senders waiting for room, in order
+        self._consumer: anyio.Event | None = None  # set when an item arrives for a sleeper
+        self._notify = notify
         self._owner = owner
-        self._sleeping = False  # the consumer waits in get() for a user item
         self._closed = False
 
     @property
@@ -90,50 +88,111 @@ class Mailbox(Generic[T]):
     def _stopped(self) -> ActorStopped:
         return ActorStopped(f"the mailbox of {self._owner} is closed")
 
+    def _arrived(self) -> None:
+        if self._consumer is not None:
+            self._consumer.set()
+        if self._notify is not None:
+            self._notify()
+
+    # -- senders ---------------------------------------------------------------------------------
+    def _has_room(self) -> bool:
+        user = self._user
+        return not self._senders and (0 if user is None else len(user)) < self._capacity
+
+    def _append(self, item: T) -> None:
+        user = self._user
+        if user is None:
+            user = self._user = deque()
+        user.append(item)
+
     async def put(self, item: T) -> None:
-        """Queue a user item, waiting for room; ``ActorStopped`` if closed (also while waiting)."""
+        """Queue a user item, waiting for room; ``ActorStopped`` if closed (also while waiting).
+
+        A checkpoint. Cancelled while waiting for room, the item is not sent.
+        """
         await checkpoint_if_cancelled()
         if self._closed:
             raise self._stopped()
-        try:
-            self._send.send_nowait(item)
+        if self._has_room():
+            self._append(item)
+            self._arrived()
             return
-        except anyio.WouldBlock:
-            pass
-        parked = _Parked(item)
+        sender = _Sender(item)
+        if self._senders is None:
+            self._senders = deque()
+        self._senders.append(sender)
+        self._arrived()  # a waiting sender's item can be taken at once (capacity 0)
         try:
-            await self._send.send(parked)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            raise self._stopped() from None
-        finally:
-            parked.sender_gone = True
-        if parked.rejected:
+            await sender.done.wait()
+        except BaseException:
+            if not sender.done.is_set():
+                self._senders.remove(sender)  # cancelled while waiting: the item is not sent
+            raise
+        if sender.refused:
             raise self._stopped()
 
     def put_nowait(self, item: T) -> None:
         """Queue a user item now; ``MailboxFull`` if there is no room."""
         if self._closed:
             raise self._stopped()
-        try:
-            self._send.send_nowait(item)
-        except anyio.WouldBlock:
-            raise MailboxFull(f"the mailbox of {self._owner} is full") from None
+        if not self._has_room():
+            raise MailboxFull(f"the mailbox of {self._owner} is full")
+        self._append(item)
+        self._arrived()
+
+    def put_own(self, item: T) -> None:
+        """Queue a user item whatever the room, and notify nobody: the consumer's own note.
+
+        The bound is backpressure on other senders; a consumer never waits on itself, and it
+        looks at its mailbox again before it sleeps.
+        """
+        if self._closed:
+            raise self._stopped()
+        self._append(item)
 
     def put_system(self, item: T) -> None:
         """Queue an item on the system lane; it never blocks."""
         if self._closed:
             raise self._stopped()
-        self._system.append(item)
-        if self._sleeping:
-            # The consumer sleeps on the user lane: wake it (once) to look at the system lane.
-            # It may not be registered as a receiver yet, so the sentinel can land in the
-            # buffer, where get() skips it; WouldBlock means a user item is there to wake it.
-            self._sleeping = False
-            with contextlib.suppress(anyio.WouldBlock):
-                self._send.send_nowait(_WAKE)
+        if self._system is None:
+            self._system = [item]
+        else:
+            self._system.append(item)
+        self._arrived()
+
+    # -- the consumer ----------------------------------------------------------------------------
+    def poll(self, default: D) -> T | D:
+        """Take the next item without waiting, or return `default` if both lanes are empty."""
+        if self._system:
+            return self._system.pop(0)
+        user = self._user
+        if user:
+            item = user.popleft()
+            if self._senders:
+                self._admit()
+            return item
+        if self._senders:  # no room at all (capacity 0): take straight from the first sender
+            sender = self._senders.popleft()
+            sender.done.set()
+            return sender.item
+        return default
+
+    def _admit(self) -> None:
+        """Move items of waiting senders into the freed room, waking those senders."""
+        senders = self._senders
+        user = self._user
+        assert senders is not None and user is not None
+        while senders and len(user) < self._capacity:
+            sender = senders.popleft()
+            user.append(sender.item)
+            sender.done.set()
+
+    def has_items(self) -> bool:
+        """Whether an item is waiting in either lane."""
+        return bool(self._system or self._user or self._senders)
 
     async def get(self) -> T:
-        """Take the next item: system items first, then user items in order."""
+        """Take the next item: system items first, then user items in order (a checkpoint)."""
         await checkpoint()  # one scheduling point per item, so a busy consumer stays fair
         return await self.next()
 
@@ -144,100 +203,55 @@ class Mailbox(Generic[T]):
             raise anyio.WouldBlock
         return item
 
-    def poll(self, default: D) -> T | D:
-        """Take the next item without waiting, or return `default` if both lanes are empty."""
-        if self._system:
-            return self._system.pop(0)
-        if self._held:
-            return self._held.pop()
-        receive = self._receive
-        while self._user_waiting():
-            item = receive.receive_nowait()  # something is there: it cannot raise WouldBlock
-            if isinstance(item, _Parked):
-                return item.item
-            if not isinstance(item, _Wake):
-                return item
-        return default
-
-    def _user_waiting(self) -> bool:
-        """Whether the user lane holds an item (in its buffer or with a waiting sender).
-
-        Asked of the stream's statistics rather than learnt from a raised WouldBlock: an
-        exception that passes through a coroutine gives it a frame object for as long as it
-        lives, and every idle actor's loop would carry one.
-        """
-        stats = self._receive.statistics()
-        return bool(stats.current_buffer_used or stats.tasks_waiting_send)
-
     async def next(self) -> T:
-        """Like ``get`` but without the scheduling point when an item is ready.
-
-        For a consumer that yields elsewhere (the actor loop checkpoints once per handled
-        message unless it has just waited).
-        """
+        """Like ``get`` but without the scheduling point when an item is ready."""
         while True:
-            ready = self.poll(_NOTHING)
-            if not isinstance(ready, _Nothing):
-                return ready
+            item = self.poll(_NOTHING)
+            if not isinstance(item, _Nothing):
+                return item
             if self._closed:
                 raise self._stopped()
-            # Sleep on the user lane; put_system wakes us while _sleeping is set.
-            self._sleeping = True
+            arrived = self._consumer = anyio.Event()
             try:
-                item = await self._receive.receive()
+                await arrived.wait()
             finally:
-                self._sleeping = False
-            if isinstance(item, _Wake):
-                continue
-            if isinstance(item, _Parked):
-                item = item.item
-            if self._system:
-                # A system item arrived while we waited: it goes first.
-                self._held.append(item)
-                continue
-            return item
+                self._consumer = None
 
     def unget(self, item: T) -> None:
         """Put back an item just taken, to be served next (its consumer was interrupted)."""
-        self._held.append(item)
+        if self._user is None:
+            self._user = deque()
+        self._user.appendleft(item)
 
     def close(self) -> list[T]:
         """Close both lanes and return every item still queued, for the caller to dispose of.
 
-        The user lane is drained with ``receive_nowait`` before closing, because closing a
-        memory object stream silently drops its buffer. Senders still waiting for room get
-        ``ActorStopped``.
+        Senders still waiting for room get ``ActorStopped``; their items are not returned.
         """
         if self._closed:
             return []
         self._closed = True
-        left = self._held
-        self._held = []
-        while self._user_waiting():
-            item = self._receive.receive_nowait()
-            if isinstance(item, _Parked):
-                if item.sender_gone:
-                    left.append(item.item)
-                else:
-                    item.rejected = True
-            elif not isinstance(item, _Wake):
-                left.append(item)
-        left.extend(self._system)
-        self._system.clear()
-        self._send.close()
-        self._receive.close()
+        self._notify = None  # the consumer may hold this mailbox: no cycle through a callback
+        left: list[T] = list(self._user or ())
+        left.extend(self._system or ())
+        self._user = None
+        self._system = None
+        for sender in self._senders or ():
+            sender.refused = True
+            sender.done.set()
+        self._senders = None
+        if self._consumer is not None:
+            self._consumer.set()  # a sleeping consumer sees the mailbox closed
         return left
 
     def statistics(self) -> MailboxStatistics:
         """Counts of queued user items, queued system items and senders waiting for room."""
-        stats = self._receive.statistics()
         return MailboxStatistics(
-            queued=stats.current_buffer_used + len(self._held),
-            queued_system=len(self._system),
-            waiting_senders=stats.tasks_waiting_send,
+            queued=len(self._user or ()),
+            queued_system=len(self._system or ()),
+            waiting_senders=len(self._senders or ()),
         )
 
     def __len__(self) -> int:
         """The number of queued items, both lanes."""
-        stats = self.statistics()
-        return stats.queued + stats.queued_system
+        return len(self._user or ()) + len(self._system or ())

@@ -22,7 +22,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from actors import Actor, ActorStopped, MailboxFull
+from actors import Actor, ActorStopped
 
 from ._classify import Outcome, classify, crash_message
 from ._creation import new_flow_run
@@ -413,7 +413,7 @@ class BaseFlowRunEngine(Actor[Command]):
         self.deadline = scope
         return _Attempt(self, scope)
 
-    async def call_flow_fn(self, attempt: int, scope: anyio.CancelScope) -> None:
+    async def call_flow_fn(self, attempt: int, scope: anyio.CancelScope) -> Command | None:
         """Run one attempt of the user function (child task) and tell the actor how it ended.
 
         `scope` is the attempt's: its deadline is the timeout, and `_stop_work` cancels it.
@@ -446,17 +446,9 @@ class BaseFlowRunEngine(Actor[Command]):
             self._attempt_running = False
             if self._attempt_done is not None:
                 self._attempt_done.set()
-        if outcome is None:
-            return
         if isinstance(outcome, Timeout) and interrupt is not None:
             interrupt.set(interrupt_error(flow.timeout_seconds))
-        # If the run was finished meanwhile (cancelled, crashed), this outcome is moot.
-        with contextlib.suppress(ActorStopped):
-            ref = self.ref
-            try:
-                ref.tell_nowait(outcome)  # there is nearly always room: no need to yield first
-            except MailboxFull:
-                await ref.tell(outcome)
+        return outcome  # the actor's next message (moot if the run was finished meanwhile)
 
     # -- the seed engine's surface -------------------------------------------------------
     @property
@@ -689,7 +681,7 @@ class BaseFlowRunEngine(Actor[Command]):
         scope = self._attempt_scope = anyio.CancelScope()
         self._attempt_running, self._attempt_done = True, None
         self._attempt_stopped = False
-        self.start_soon(self.call_flow_fn, self._attempt, scope)
+        self.start_work(self.call_flow_fn, self._attempt, scope)
 
     def _stop_work(self, error: BaseException) -> None:
         """Cancel every piece of this run's work; a sync thread sees `error` via check_cancelled."""
