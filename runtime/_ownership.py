@@ -32,7 +32,7 @@ async def take_ownership(store: Store, lease_seconds: float) -> uuid.UUID:
     """Register a new owner, then recover the orphans of owners that stopped."""
     owner_id = uuid.uuid4()
     await store.register_owner(owner_id, lease_seconds)
-    _report(await store.recover_orphans(can_load, full=True))
+    _report(await store.recover_orphans(can_load, full=True, caller=owner_id))
     return owner_id
 
 
@@ -50,9 +50,11 @@ def _report(decisions: list[Decision]) -> None:
 class Ownership:
     """`async with`: an owner's background work, for as long as the block runs.
 
-    Every `interval` seconds one task renews the lease (each try bounded by `bound`; when the
-    store says the lease had lapsed, `on_lost()` is called: other processes may have recovered
-    this owner's runs) and another sweeps the store for owners that stopped.
+    Every `interval` seconds one task renews the lease (each try bounded by `bound`) and
+    another sweeps the store for owners that stopped. When the store says the lease had lapsed,
+    other processes may have recovered this owner's runs meanwhile: `on_lost(owned)` is called
+    with the ids of the unfinished runs still this owner's, so that it stops the others (their
+    writes would be refused anyway, but their code would go on until it next wrote).
     """
 
     store: Store
@@ -60,7 +62,7 @@ class Ownership:
     lease_seconds: float
     interval: float
     bound: float
-    on_lost: Callable[[], None] = lambda: None
+    on_lost: Callable[[set[uuid.UUID]], None] = lambda owned: None
     _task_group: TaskGroup | None = attrs.field(default=None, init=False)
 
     async def __aenter__(self) -> None:
@@ -110,7 +112,21 @@ class Ownership:
                     "process may have recovered (crashed) its runs.",
                     self.store.url,
                 )
-                self.on_lost()
+                await self._after_lapse()
+
+    async def _after_lapse(self) -> None:
+        try:
+            with anyio.fail_after(self.bound):
+                owned = await self.store.runs_owned_by(self.owner_id)
+        except Exception as exc:
+            # Their writes are fenced all the same: each such run stops at its next write.
+            logger.warning(
+                "Could not read which runs %s still owns: %s",
+                self.store.url,
+                _describe(exc, self.bound),
+            )
+            return
+        self.on_lost(owned)
 
     async def _sweep_forever(self) -> None:
         """Recover the runs of owners that stopped, every `interval` seconds, until cancelled."""
@@ -118,7 +134,12 @@ class Ownership:
             await anyio.sleep(self.interval)
             try:
                 with anyio.fail_after(self.bound):
-                    _report(await self.store.recover_orphans(can_load, full=False))
+                    # Never its own runs: this owner is alive, even if its lease looks
+                    # lapsed (a loop blocked for longer than the lease).
+                    decisions = await self.store.recover_orphans(
+                        can_load, full=False, caller=self.owner_id
+                    )
+                _report(decisions)
             except Exception as exc:
                 logger.warning(
                     "Could not sweep %s for stopped owners: %s",

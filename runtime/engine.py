@@ -56,6 +56,7 @@ from .errors import (
     CrashedRun,
     FlowPauseTimeout,
     FlowRunTimeoutError,
+    OwnershipLost,
     ParameterTypeError,
     StoreError,
 )
@@ -178,7 +179,7 @@ class BaseFlowRunEngine(Actor[Command]):
                     await self.handle_pause_expired(key)
                 case Resume(run_input=run_input):
                     return await self.handle_resume(run_input)
-        except StoreError as exc:
+        except (StoreError, OwnershipLost) as exc:
             self._abandon(exc)
         return self.state
 
@@ -192,7 +193,7 @@ class BaseFlowRunEngine(Actor[Command]):
             reason = self.runtime._crash_reason
             try:
                 await self.handle_crash(CrashedRun(reason), reason)
-            except StoreError as exc:
+            except (StoreError, OwnershipLost) as exc:
                 self._abandon(exc)
 
     # -- handlers -------------------------------------------------------------------------
@@ -341,9 +342,10 @@ class BaseFlowRunEngine(Actor[Command]):
     async def set_state(self, state: State, *, force: bool = False) -> Decision:
         """Propose `state` to the store and run the hooks of whatever state it wrote."""
         store = self.runtime.store
+        owner = self.flow_run.owner  # fenced: refused once the run is no longer ours
         if store.writes_never_wait:
             # The write cannot suspend, so no cancellation can cut it short: nothing to shield.
-            decision = await store.set_state(self.flow_run.id, state, force=force)
+            decision = await store.set_state(self.flow_run.id, state, force=force, owner=owner)
         else:
             # Shielded: the write must land even while the run, the runtime or the whole app is
             # being cancelled. Bounded by the store's progress rather than by this write's own
@@ -352,8 +354,14 @@ class BaseFlowRunEngine(Actor[Command]):
             # thousands of runs ending at once wait their turn in a store that keeps committing.
             with anyio.CancelScope(shield=True):
                 decision = await store.set_state(
-                    self.flow_run.id, state, force=force, stall_timeout=self.runtime.persist_timeout
+                    self.flow_run.id,
+                    state,
+                    force=force,
+                    stall_timeout=self.runtime.persist_timeout,
+                    owner=owner,
                 )
+        if decision.status is Status.FENCED:
+            raise OwnershipLost(decision.reason, decision.state)  # see _abandon
         if decision.status is Status.ABORT:
             logger.warning("Flow run %r: %s", self.flow_run.name, decision.reason)
         self.state = decision.state
@@ -697,8 +705,20 @@ class BaseFlowRunEngine(Actor[Command]):
         """The store could not record this run's state: end the actor, never leave waiters hanging.
 
         The waiters see Crashed (kept in memory only). The store still shows the last state it
-        committed; the run's owner lease lapses and recovery ends it Crashed there too.
+        committed; the run's owner lease lapses and recovery ends it Crashed there too. A run
+        that is no longer ours (`OwnershipLost`) ends here with the state the store holds.
         """
+        if isinstance(error, OwnershipLost):
+            logger.warning(
+                "Flow run %r: %s It is stopped here and left as the store has it (%s).",
+                self.flow_run.name,
+                error,
+                error.state.name,
+            )
+            self.record.error = None  # the run's outcome is the store's, not this attempt's
+            self.state = error.state
+            self._finish()
+            return
         logger.error(
             "Flow run %r: its state could not be recorded (%s); it is left to recovery",
             self.flow_run.name,

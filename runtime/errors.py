@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .states import State
 
 __all__ = [
     "CancelledRun",
@@ -12,6 +16,7 @@ __all__ = [
     "FlowRunNotFound",
     "FlowRunTimeoutError",
     "NotPausedError",
+    "OwnershipLost",
     "ParameterEncodeError",
     "ParameterTypeError",
     "ResultEncodeError",
@@ -66,6 +71,18 @@ class CancelledRun(RuntimeError):
 
 class NotPausedError(RuntimeError):
     """`resume_flow_run` was called on a run that is not paused."""
+
+
+class OwnershipLost(RuntimeError):
+    """This process no longer owns the run: its write was refused (fenced).
+
+    Another process recovered the run (this owner's lease had lapsed) or took it over. `state`
+    is what the store holds; this process stops driving the run and writes nothing more for it.
+    """
+
+    def __init__(self, message: str, state: State) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 class FlowPauseTimeout(Exception):

@@ -3,6 +3,10 @@
 A pure module. Every store calls `decide` inside its own write transaction with the run as it
 is stored, so the decision and the write are atomic. Rules (in order):
 
+0. Fencing: a proposal made by an owner (`owner` given) is refused with FENCED, whatever it
+   proposes and even forced, when the run's owner is no longer that owner: another process
+   recovered the run (its owner's lease had lapsed) or took it over. A zombie owner's late
+   writes never land.
 1. Idempotency: a proposal carrying the same `transition_id` as the current state is rejected
    with the current state (a retried write whose first answer was lost).
 2. Final states are final: a proposal against a final state is rejected (or aborted for
@@ -21,6 +25,7 @@ times, strictly increasing timestamps.
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime, timedelta
 
 import attrs
@@ -45,6 +50,7 @@ class Status(enum.StrEnum):
     REJECT = "REJECT"  # `state` is what the run is in now (maybe a substitute that was written)
     WAIT = "WAIT"  # propose again after `delay` seconds; nothing was written
     ABORT = "ABORT"  # the proposal makes no sense for this run; nothing was written
+    FENCED = "FENCED"  # the proposer no longer owns the run; nothing was written
 
 
 @attrs.frozen
@@ -63,13 +69,25 @@ class Decision:
 
 
 def decide(
-    run: FlowRun, proposed: State, *, force: bool = False, at: datetime | None = None
+    run: FlowRun,
+    proposed: State,
+    *,
+    force: bool = False,
+    at: datetime | None = None,
+    owner: uuid.UUID | None = None,
 ) -> Decision:
-    """Decide what happens to `proposed` for `run` (as stored now). Pure: no I/O, no mutation."""
+    """Decide what happens to `proposed` for `run` (as stored now). Pure: no I/O, no mutation.
+
+    `owner` is the proposer's owner id when it writes as the run's owner (fenced), None for
+    writes made on no one's behalf (a canceller, recovery).
+    """
     at = at or now()
     current = run.state
     if current is None:
         return _write(run, proposed, Status.ACCEPT, at)
+    if owner is not None and run.owner != owner:
+        reason = "The run is no longer this owner's: another process recovered or took it over."
+        return Decision(Status.FENCED, current, reason=reason)
 
     tid = proposed.details.transition_id
     if tid is not None and tid == current.details.transition_id:

@@ -352,11 +352,23 @@ class Runtime:
         assert self._owner_id is not None
         interval = min(self.heartbeat_seconds, self.lease_seconds / 3)
         ownership = Ownership(
-            self.store, self._owner_id, self.lease_seconds, interval, self.persist_timeout
+            self.store,
+            self._owner_id,
+            self.lease_seconds,
+            interval,
+            self.persist_timeout,
+            on_lost=self._stop_disowned,
         )
         # Entered before the actor system, so left after it: the lease stays renewed while
         # unfinished runs still write their final states.
         await stack.enter_async_context(ownership)
+
+    def _stop_disowned(self, owned: set[uuid.UUID]) -> None:
+        """After a lapsed lease: stop the runs that are no longer this runtime's (another
+        process recovered them); each ends here with the state the store holds."""
+        message = "This process's lease had lapsed and another process recovered the run."
+        for run_id in [run_id for run_id in self._runs if run_id not in owned]:
+            self._crash_run(run_id, CrashedRun(message), message)
 
     async def _release_ownership(self) -> None:
         owner_id, self._owner_id = self._owner_id, None
@@ -415,6 +427,9 @@ class Runtime:
         name_error = None
         if flow_run is None:
             flow_run, name_error = await engine_class.create_flow_run(self, flow, parameters)
+        else:  # a run that exists already: this runtime drives it from now on
+            assert self._owner_id is not None
+            flow_run = await self.store.claim_flow_run(flow_run.id, self._owner_id)
         record = _RunRecord(flow, flow_run, parameters, name_error, wait_for=tuple(wait_for))
         assert self._system is not None
         self._runs[flow_run.id] = record

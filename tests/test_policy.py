@@ -206,3 +206,17 @@ def test_random_sequences_keep_the_invariants(
         assert decision.run.run_count >= run.run_count
         assert after.timestamp > before.timestamp
         run = decision.run
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_an_owners_write_to_a_run_no_longer_its_own_is_fenced(force: bool) -> None:
+    me, other = uuid.uuid4(), uuid.uuid4()
+    retrying = run_in(AwaitingRetry(), owner=None)  # recovered for a retry: nobody's now
+    taken = run_in(Running(), owner=other)  # taken over by another owner
+    for run in (retrying, taken):
+        decision = decide(run, Completed(), force=force, owner=me)
+        assert decision.status is Status.FENCED and decision.run is None
+        assert decision.state is run.state
+    mine = run_in(Running(), owner=me)
+    assert decide(mine, Completed(), owner=me).status is ACCEPT
+    assert decide(taken, Cancelling()).status is ACCEPT  # a write on no owner's behalf

@@ -11,6 +11,9 @@ import sqlite3
 import time
 import uuid
 
+import msgspec
+
+from ..errors import FlowRunNotFound
 from ..models import FlowRun, Owner
 from ..policy import Decision
 from ..states import now
@@ -20,7 +23,15 @@ from ._recovery import is_orphan_candidate, recover
 from ._sqlite_schema import UNFINISHED_SQL
 from ._sqlite_writer import Writer
 
-__all__ = ["find_orphans", "read_owners", "recover_planned", "release_owner", "upsert_owner"]
+__all__ = [
+    "claim",
+    "find_orphans",
+    "read_owners",
+    "recover_planned",
+    "release_owner",
+    "runs_owned_by",
+    "upsert_owner",
+]
 
 Plan = list[tuple[uuid.UUID, uuid.UUID | None, bool]]  # (run, its owner, retry it?)
 
@@ -45,7 +56,7 @@ def read_owners(conn: sqlite3.Connection) -> dict[uuid.UUID, Owner]:
 
 
 def find_orphans(
-    conn: sqlite3.Connection, at: float, full: bool
+    conn: sqlite3.Connection, at: float, full: bool, caller: uuid.UUID | None
 ) -> tuple[list[FlowRun], list[uuid.UUID]]:
     """(orphan candidates, stopped owners) as of `at`.
 
@@ -57,7 +68,7 @@ def find_orphans(
     stopped = [
         owner_id
         for owner_id, owner in read_owners(conn).items()
-        if stopped_because(owner, at) is not None
+        if owner_id != caller and stopped_because(owner, at) is not None
     ]
     if not stopped and not full:
         return [], stopped
@@ -79,10 +90,26 @@ def find_orphans(
             f"AND r.state_type IN {UNFINISHED_SQL} ORDER BY r.num"
         )
     runs = [codec.run_from_row(row) for row in conn.execute(sql, keys)]
-    return [run for run in runs if is_orphan_candidate(run)], stopped
+    return [run for run in runs if is_orphan_candidate(run) and run.owner != caller], stopped
+
+
+def runs_owned_by(conn: sqlite3.Connection, owner_id: uuid.UUID) -> set[uuid.UUID]:
+    sql = f"SELECT id FROM flow_runs WHERE owner = ? AND state_type IN {UNFINISHED_SQL}"
+    return {uuid.UUID(row[0]) for row in conn.execute(sql, (str(owner_id),))}
 
 
 # -- writes (in the writer thread, inside its transaction) ----------------------------------
+def claim(run_id: uuid.UUID, owner_id: uuid.UUID, writer: Writer) -> FlowRun:
+    """Make `owner_id` the owner of the unfinished run; the run as stored afterwards."""
+    entry = writer.entry(run_id)
+    if entry is None:
+        raise FlowRunNotFound(run_id)
+    run = entry.run
+    if run.state is not None and not run.state.is_final() and run.owner != owner_id:
+        writer.update(entry, msgspec.structs.replace(run, owner=owner_id))
+    return entry.run
+
+
 def upsert_owner(owner: Owner, writer: Writer) -> bool:
     """Register or renew `owner`; True if its lease was still held (it was not recovered)."""
     conn = writer.conn
@@ -123,7 +150,9 @@ def release_owner(owner_id: uuid.UUID, writer: Writer) -> None:
         conn.execute("UPDATE owners SET lease_expires = 0 WHERE id = ?", (key,))
 
 
-def recover_planned(plan: Plan, stopped: list[uuid.UUID], writer: Writer) -> list[Decision]:
+def recover_planned(
+    plan: Plan, stopped: list[uuid.UUID], caller: uuid.UUID | None, writer: Writer
+) -> list[Decision]:
     """End each planned orphan whose owner has still stopped now, then forget those owners."""
     conn = writer.conn
     assert conn is not None
@@ -136,7 +165,7 @@ def recover_planned(plan: Plan, stopped: list[uuid.UUID], writer: Writer) -> lis
             continue  # someone else got there first
         owner = owners.get(owner_id) if owner_id is not None else None
         why = stopped_because(owner, at)
-        if why is None:
+        if why is None or owner_id == caller:
             continue  # renewed meanwhile: alive after all
         decision = recover(entry.run, owner, retry=retry, why=why)
         if decision.run is not None:

@@ -297,7 +297,9 @@ class Writer:
         self.record(entry, decision)
         return decision.run
 
-    def _set_state(self, run_id: uuid.UUID, state: State, force: bool) -> Decision:
+    def _set_state(
+        self, run_id: uuid.UUID, state: State, force: bool, owner: uuid.UUID | None
+    ) -> Decision:
         entry = self.entry(run_id)
         if entry is None:
             raise FlowRunNotFound(run_id)
@@ -305,7 +307,7 @@ class Writer:
         if type(state.data) is PersistedResult:
             result = state.data
             state = msgspec.structs.replace(state, data=result.value)
-        decision = decide(entry.run, state, force=force)
+        decision = decide(entry.run, state, force=force, owner=owner)
         if decision.run is not None:
             self.record(entry, decision, result if decision.status is Status.ACCEPT else None)
         return decision
@@ -337,6 +339,11 @@ class Writer:
         self._state_rows.append((entry.num, entry.seq, blob))
         if result is not None:
             self._result_rows.append((entry.num, entry.seq, result.serializer, result.payload))
+
+    def update(self, entry: _Entry, run: FlowRun) -> None:
+        """Write the run's row again with `run` (same state: its history does not grow)."""
+        entry.run = run
+        self._dirty[run.id] = entry
 
     def flush(self) -> None:
         """Execute the SQL for everything recorded so far (inside the open transaction)."""

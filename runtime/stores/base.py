@@ -43,8 +43,12 @@ class Store(Protocol):
         *,
         force: bool = False,
         stall_timeout: float | None = None,
+        owner: uuid.UUID | None = None,
     ) -> Decision:
         """Propose `state` for the run through the transition policy and write what it decides.
+
+        With `owner` (the run's driver writes so), the write is fenced: if the run's owner is
+        no longer `owner`, nothing is written and the decision is FENCED with the stored state.
 
         With `stall_timeout`, a write that has to wait raises `StoreStalled` once the store has
         committed nothing at all for that many seconds: the bound is on the store's progress,
@@ -84,8 +88,20 @@ class Store(Protocol):
         """The owner is closing cleanly: forget it (or, if it leaves runs unfinished, expire
         its lease so that the next sweep recovers them)."""
 
+    async def claim_flow_run(self, run_id: uuid.UUID, owner_id: uuid.UUID) -> FlowRun:
+        """Make `owner_id` the owner of an unfinished run it is about to drive (a run created
+        elsewhere, a resumed suspended run); the previous owner's writes are fenced off from
+        then on. A final run is returned as it is. `FlowRunNotFound` if there is none."""
+
+    async def runs_owned_by(self, owner_id: uuid.UUID) -> set[uuid.UUID]:
+        """The ids of the unfinished runs whose owner is `owner_id` (cheap: an index)."""
+
     async def recover_orphans(
-        self, can_load: Callable[[str], bool] | None = None, *, full: bool = True
+        self,
+        can_load: Callable[[str], bool] | None = None,
+        *,
+        full: bool = True,
+        caller: uuid.UUID | None = None,
     ) -> list[Decision]:
         """End the runs whose owner stopped, one decision each; forget the owners that stopped.
 
@@ -95,5 +111,6 @@ class Store(Protocol):
         when it has retries left and `can_load(entrypoint)` (run in a worker thread) says its
         flow can be loaded again. Suspended runs are left alone. `full=False` (the periodic
         sweep) looks only at the runs of owners on record, which is cheap when none stopped;
-        `full=True` (when a Runtime opens) also finds runs whose owner has no record.
+        `full=True` (when a Runtime opens) also finds runs whose owner has no record. `caller`
+        is the sweeping owner itself: alive, whatever its lease says, so never recovered.
         """

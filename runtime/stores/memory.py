@@ -70,6 +70,7 @@ class MemoryStore:
         *,
         force: bool = False,
         stall_timeout: float | None = None,  # a write here never waits: nothing can stall
+        owner: uuid.UUID | None = None,
     ) -> Decision:
         if isinstance(state.data, PersistedResult):
             # Memory keeps the live value: the encoded form matters only to durable stores.
@@ -78,7 +79,7 @@ class MemoryStore:
             run = self._runs.get(run_id)
             if run is None:
                 raise FlowRunNotFound(run_id)
-            decision = decide(run, state, force=force)
+            decision = decide(run, state, force=force, owner=owner)
             if decision.run is not None:
                 self._runs[run_id] = decision.run
                 self._history[run_id].append(decision.state)
@@ -139,8 +140,26 @@ class MemoryStore:
             else:
                 del self._owners[owner_id]
 
+    async def claim_flow_run(self, run_id: uuid.UUID, owner_id: uuid.UUID) -> FlowRun:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise FlowRunNotFound(run_id)
+            if run.state is not None and not run.state.is_final() and run.owner != owner_id:
+                run = self._runs[run_id] = msgspec.structs.replace(run, owner=owner_id)
+        return run
+
+    async def runs_owned_by(self, owner_id: uuid.UUID) -> set[uuid.UUID]:
+        with self._lock:
+            runs = list(self._runs.values())
+        return {r.id for r in runs if r.owner == owner_id and r.state and not r.state.is_final()}
+
     async def recover_orphans(
-        self, can_load: Callable[[str], bool] | None = None, *, full: bool = True
+        self,
+        can_load: Callable[[str], bool] | None = None,
+        *,
+        full: bool = True,
+        caller: uuid.UUID | None = None,
     ) -> list[Decision]:
         decisions: list[Decision] = []
         at = time.time()
@@ -148,7 +167,7 @@ class MemoryStore:
             stopped = {
                 owner_id: why
                 for owner_id, owner in self._owners.items()
-                if (why := stopped_because(owner, at)) is not None
+                if owner_id != caller and (why := stopped_because(owner, at)) is not None
             }
             if not stopped and not full:
                 return decisions  # the usual sweep: every owner alive, nothing to look at
@@ -157,7 +176,10 @@ class MemoryStore:
                     continue
                 assert run.owner is not None
                 owner = self._owners.get(run.owner)
-                why = stopped.get(run.owner) if owner is not None else stopped_because(None, at)
+                if owner is not None or run.owner == caller:
+                    why = stopped.get(run.owner)
+                else:
+                    why = stopped_because(None, at)
                 if why is None:
                     continue
                 retry = wants_retry(run) and can_load is not None and _loads(can_load, run)

@@ -181,11 +181,12 @@ class SQLiteStore:
         *,
         force: bool = False,
         stall_timeout: float | None = None,
+        owner: uuid.UUID | None = None,
     ) -> Decision:
         writer = self._writer
         if writer is None:
             raise _not_open(self.path)
-        op = Op(SET, (run_id, state, force), anyio.Event(), self._token())
+        op = Op(SET, (run_id, state, force, owner), anyio.Event(), self._token())
         decision: Decision = await self._wait(writer, op, stall_timeout)
         return decision
 
@@ -220,10 +221,21 @@ class SQLiteStore:
     async def release_owner(self, owner_id: uuid.UUID) -> None:
         await self._call(functools.partial(owners.release_owner, owner_id), urgent=True)
 
+    async def claim_flow_run(self, run_id: uuid.UUID, owner_id: uuid.UUID) -> FlowRun:
+        run: FlowRun = await self._call(functools.partial(owners.claim, run_id, owner_id))
+        return run
+
+    async def runs_owned_by(self, owner_id: uuid.UUID) -> set[uuid.UUID]:
+        return await self._read(owners.runs_owned_by, owner_id)
+
     async def recover_orphans(
-        self, can_load: Callable[[str], bool] | None = None, *, full: bool = True
+        self,
+        can_load: Callable[[str], bool] | None = None,
+        *,
+        full: bool = True,
+        caller: uuid.UUID | None = None,
     ) -> list[Decision]:
-        candidates, stopped = await self._read(owners.find_orphans, time.time(), full)
+        candidates, stopped = await self._read(owners.find_orphans, time.time(), full, caller)
         if not candidates and not stopped:
             return []
         entrypoints = {run.entrypoint for run in candidates if wants_retry(run)}
@@ -236,7 +248,7 @@ class SQLiteStore:
             for run in candidates
         ]
         decisions: list[Decision] = await self._call(
-            functools.partial(owners.recover_planned, plan, stopped)
+            functools.partial(owners.recover_planned, plan, stopped, caller)
         )
         return decisions
 
