@@ -298,7 +298,7 @@ class Writer:
         return decision.run
 
     def _set_state(
-        self, run_id: uuid.UUID, state: State, force: bool, owner: uuid.UUID | None
+        self, run_id: uuid.UUID, state: State, force: bool, owner: uuid.UUID | None = None
     ) -> Decision:
         entry = self.entry(run_id)
         if entry is None:
