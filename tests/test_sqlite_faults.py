@@ -373,8 +373,9 @@ async def test_a_lease_is_renewed_before_a_long_queue_of_run_writes(
             tg.start_soon(renew)
             await anyio.wait_all_tasks_blocked()
             writer.release.set()
-        # Only the write that was being committed went first.
-        assert finished.index("lease") == 1, finished
+        # At most the write that was being committed went first (callers woken in the same
+        # turn of their event loop resume in any order).
+        assert finished.index("lease") <= 1, finished
     finally:
         await store.close()
 

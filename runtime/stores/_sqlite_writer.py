@@ -2,10 +2,10 @@
 
 Callers on the event loop queue an `Op` and wait on its event. The writer takes everything
 queued (up to `max_batch`), applies it in one `BEGIN IMMEDIATE ... COMMIT` transaction (the
-transition policy runs here, against the row as stored), then wakes the batch's callers with one
-`anyio.from_thread.run_sync` call per event loop. An op that fails on its own (a rejected or
-impossible write) answers its caller alone; a failed transaction answers every caller in it with
-the error, and the writer goes on with the next batch.
+transition policy runs here, against the row as stored), then queues one wake-up per event loop
+for the batch's callers, without waiting for any loop (see `_sqlite_wakeups`). An op that fails
+on its own (a rejected or impossible write) answers its caller alone; a failed transaction
+answers every caller in it with the error, and the writer goes on with the next batch.
 
 Owner ops (registering, renewing a lease) go in a lane of their own, taken before any queued
 run write and committed in a transaction of their own: however long the queue of run writes,
@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import msgspec
 
 from ..errors import FlowRunNotFound, StoreError, StoreFileGone, StoreReadOnly
@@ -40,6 +39,8 @@ from ..states import State
 from . import _sqlite_codec as codec
 from ._sqlite_files import FileWatch, check_shm, close_connection
 from ._sqlite_schema import Config, connect_writer, store_error
+from ._sqlite_wakeups import Wakeups
+from ._wakeup import LoopWaker
 
 __all__ = ["CALL", "CREATE", "SET", "Op", "Writer"]
 
@@ -57,11 +58,13 @@ class Op:
 
     __slots__ = ("args", "error", "event", "kind", "result", "token")
 
-    def __init__(self, kind: int, args: tuple[Any, ...], event: anyio.Event, token: Any) -> None:
+    def __init__(
+        self, kind: int, args: tuple[Any, ...], event: anyio.Event, token: LoopWaker
+    ) -> None:
         self.kind = kind
         self.args = args
         self.event = event
-        self.token = token
+        self.token = token  # the caller's event loop, where `event` is set
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -89,7 +92,8 @@ class Writer:
         self._on_close = on_close
         self._queue: deque[Op] = deque()
         self._urgent: deque[Op] = deque()  # owner ops: taken before anything in _queue
-        self._cond = threading.Condition()  # guards both queues and _stopping; wakes the writer
+        self._cond = threading.Condition()  # guards both queues, _stopping and _wakeups
+        self._wakeups = Wakeups(self._cond)  # which loops have been answered
         self._stopping = False
         self._busy = False  # between taking a batch and looking for the next one
         self._thread: threading.Thread | None = None
@@ -123,7 +127,11 @@ class Writer:
         with self._cond:
             if self._stopping:
                 raise StoreError(f"The store {self.config.path} is closed.", self.config.path)
-            (self._urgent if urgent else self._queue).append(op)
+            if urgent:
+                self._urgent.append(op)
+            else:
+                self._queue.append(op)
+                self._wakeups.queued(op.token)
             if op.kind == CLOSE:
                 self._stopping = True
             self._cond.notify()
@@ -131,8 +139,8 @@ class Writer:
     def stalled_for(self) -> float:
         """Seconds since the writer last took or committed a batch (0 while it is idle)."""
         with self._cond:
-            if not self._queue and not self._urgent and not self._busy:
-                return 0.0  # nothing to do is not being stuck
+            if not self._busy and not self._urgent and not self._wakeups.ready():
+                return 0.0  # nothing to do (or waiting for a loop to answer) is not being stuck
         return time.monotonic() - self._progress_at
 
     # -- the writer thread ---------------------------------------------------------------------
@@ -151,9 +159,9 @@ class Writer:
                 self._queue.clear()
             for op in stranded:
                 op.error = ready.error
-            _deliver([ready, *stranded])
+            self._wakeups.deliver([ready, *stranded])
             return
-        _deliver([ready])
+        self._wakeups.deliver([ready])
         closing: Op | None = None
         while closing is None:
             batch = self._take()
@@ -162,16 +170,17 @@ class Writer:
             if batch:
                 self._commit(batch)
                 self._progress_at = time.monotonic()
-                # Waits until the loop has woken them: what is queued meanwhile is the next
-                # batch, so the busier the loop, the larger (and cheaper per write) batches get.
-                _deliver(batch)
+                self._wakeups.deliver(batch)  # never waits: _take waits for the loops' answers
         self._close()
-        _deliver([closing])
+        self._wakeups.deliver([closing])
 
     def _take(self) -> list[Op]:
         with self._cond:
             self._busy = False
-            while not self._queue and not self._urgent:
+            # Waits until a loop with writes queued has woken the callers of the last batch:
+            # what a busy loop queues meanwhile joins the next batch, so the busier the loops,
+            # the larger (and cheaper per write) batches get.
+            while not self._urgent and not self._wakeups.ready():
                 self._cond.wait()
             self._busy = True
             self._progress_at = time.monotonic()
@@ -185,6 +194,7 @@ class Writer:
                 queue.clear()
             else:
                 batch = [queue.popleft() for _ in range(self._max_batch)]
+            self._wakeups.taken(queue)
         return batch
 
     def _close(self) -> None:
@@ -422,24 +432,3 @@ def _padded(count: int, per: int) -> int:
 def _sql(template: str, width: int, count: int) -> str:
     row = "(" + ", ".join("?" * width) + ")"
     return template.format(rows=", ".join([row] * count))
-
-
-def _deliver(ops: list[Op]) -> None:
-    """Wake the callers: one call into each event loop that is waiting on this batch."""
-    groups: dict[int, tuple[Any, list[Op]]] = {}
-    for op in ops:
-        group = groups.get(id(op.token))
-        if group is None:
-            groups[id(op.token)] = (op.token, [op])
-        else:
-            group[1].append(op)
-    for token, group_ops in groups.values():
-        try:
-            anyio.from_thread.run_sync(_wake, group_ops, token=token)
-        except Exception:  # that event loop has ended: nobody is waiting there any more
-            logger.debug("could not wake %d callers: their event loop is gone", len(group_ops))
-
-
-def _wake(ops: list[Op]) -> None:
-    for op in ops:
-        op.event.set()

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from ..errors import StoreError, StoreStalled
@@ -38,10 +37,13 @@ from ._recovery import wants_retry
 from ._sqlite_files import check_shm, close_connection
 from ._sqlite_schema import Config, connect_reader, store_error
 from ._sqlite_writer import CALL, CLOSE, CREATE, OPEN, SET, Op, Writer
+from ._wakeup import current_waker
 
 __all__ = ["SQLiteStore", "parse_sqlite_url"]
 
 T = TypeVar("T")
+
+_READ_THREADS = 8  # reads in flight at once per event loop (WAL readers never wait for writes)
 
 
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, Any]]:
@@ -103,15 +105,12 @@ class SQLiteStore:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._max_batch = max_batch
-        self._lock = threading.Lock()  # guards _opens, _writer, _tokens and the reader pool
+        self._lock = threading.Lock()  # guards _opens, _writer and the reader pool
         self._opens = 0
         self._writer: Writer | None = None
-        self._tokens: dict[int, Any] = {}  # thread id -> token of the event loop running there
-        # New runs waiting for their first commit, at most two batches' worth per event loop:
-        # beyond that a submit waits before queueing (it can still be cancelled there), so the
-        # writer's backlog stays short and the states of runs already started never wait long
-        # behind a flood of new ones (each of those waits is bounded by persist_timeout).
-        self._admission: dict[int, anyio.CapacityLimiter] = {}  # thread id -> its loop's limit
+        # Thread id -> what the store keeps for the event loop running there. Each thread
+        # reads and writes only its own entry (one dict operation, atomic).
+        self._loops: dict[int, _Loop] = {}
         self._readers: list[sqlite3.Connection] = []
         self._pooling = False  # read connections are kept while the store is open
 
@@ -126,12 +125,10 @@ class SQLiteStore:
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the file (creating it and its schema if needed) and start the writer."""
-        token = anyio.lowlevel.current_token()
+        # This loop (or the same one again) gets fresh limits.
+        self._loops.pop(threading.get_ident(), None)
+        token = self._loop().waker
         with self._lock:
-            # Wake-ups for writes from this thread go to the loop that opened the store here.
-            self._tokens[threading.get_ident()] = token
-            # A new event loop here (or the same one again) gets a fresh admission limit.
-            self._admission.pop(threading.get_ident(), None)
             self._opens += 1
             if self._writer is not None:
                 return
@@ -163,14 +160,14 @@ class SQLiteStore:
             if self._opens > 0 or writer is None:
                 return
             self._writer = None
-        await self._wait(writer, Op(CLOSE, (), anyio.Event(), self._token()))
+        await self._wait(writer, Op(CLOSE, (), anyio.Event(), self._loop().waker))
 
     # -- runs ---------------------------------------------------------------------------------
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
         if run.state is None:
             raise ValueError("a new flow run needs its first state")
         parameters = encode_parameters(run.flow_name, run.parameters)  # raises: no run created
-        async with self._admission_limit():
+        async with self._loop().admission:
             result: FlowRun = await self._write(CREATE, run, parameters)
         return result
 
@@ -183,10 +180,8 @@ class SQLiteStore:
         stall_timeout: float | None = None,
         owner: uuid.UUID | None = None,
     ) -> Decision:
-        writer = self._writer
-        if writer is None:
-            raise _not_open(self.path)
-        op = Op(SET, (run_id, state, force, owner), anyio.Event(), self._token())
+        writer = self._writable()
+        op = Op(SET, (run_id, state, force, owner), anyio.Event(), self._loop().waker)
         decision: Decision = await self._wait(writer, op, stall_timeout)
         return decision
 
@@ -253,31 +248,30 @@ class SQLiteStore:
         return decisions
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _admission_limit(self) -> anyio.CapacityLimiter:
-        """The limit on this event loop's new runs waiting for their first commit."""
-        thread = threading.get_ident()
-        limiter = self._admission.get(thread)
-        if limiter is None:
-            limiter = self._admission[thread] = anyio.CapacityLimiter(2 * self._max_batch)
-        return limiter
-
-    def _token(self) -> Any:
-        token = self._tokens.get(threading.get_ident())
-        return token if token is not None else anyio.lowlevel.current_token()
-
-    async def _write(self, kind: int, *args: Any) -> Any:
+    def _writable(self) -> Writer:
+        """The writer, for a write: refused at once if the store is not open."""
         writer = self._writer
         if writer is None:
             raise _not_open(self.path)
-        return await self._wait(writer, Op(kind, args, anyio.Event(), self._token()))
+        return writer
+
+    def _loop(self) -> _Loop:
+        """What the store keeps for the calling event loop (made on its first call)."""
+        thread = threading.get_ident()
+        loop = self._loops.get(thread)
+        if loop is None or not loop.waker.is_current():  # a new loop in this thread
+            loop = self._loops[thread] = _Loop(self._max_batch)
+        return loop
+
+    async def _write(self, kind: int, *args: Any) -> Any:
+        writer = self._writable()
+        return await self._wait(writer, Op(kind, args, anyio.Event(), self._loop().waker))
 
     async def _call(self, fn: Callable[[Writer], T], *, urgent: bool = False) -> T:
         """Run `fn(writer)` in the writer thread, inside a batch's transaction (`urgent`: in
         the writer's own lane, before any queued run write)."""
-        writer = self._writer
-        if writer is None:
-            raise _not_open(self.path)
-        op = Op(CALL, (fn,), anyio.Event(), self._token())
+        writer = self._writable()
+        op = Op(CALL, (fn,), anyio.Event(), self._loop().waker)
         result: T = await self._wait(writer, op, urgent=urgent)
         return result
 
@@ -305,7 +299,10 @@ class SQLiteStore:
         return op.result
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(self._read_sync, fn, args)
+        # The store's own threads: user code holding every thread of anyio's default limiter
+        # (sync hooks that never return, say) cannot starve the store's reads.
+        limiter = self._loop().reads
+        return await anyio.to_thread.run_sync(self._read_sync, fn, args, limiter=limiter)
 
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         writer = self._writer
@@ -342,6 +339,21 @@ class SQLiteStore:
             readers, self._readers = self._readers, []
         for conn in readers:
             close_connection(conn, self.path)
+
+
+class _Loop:
+    """What the store keeps per event loop: how to wake its callers, and its limits."""
+
+    __slots__ = ("admission", "reads", "waker")
+
+    def __init__(self, max_batch: int) -> None:
+        self.waker = current_waker()
+        # New runs waiting for their first commit, at most two batches' worth: beyond that a
+        # submit waits before queueing (it can still be cancelled there), so the writer's
+        # backlog stays short and the states of runs already started never wait long behind
+        # a flood of new ones (each of those waits is bounded by persist_timeout).
+        self.admission = anyio.CapacityLimiter(2 * max_batch)
+        self.reads = anyio.CapacityLimiter(_READ_THREADS)
 
 
 def _not_open(path: str) -> StoreError:
