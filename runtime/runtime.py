@@ -28,6 +28,7 @@ from .errors import (
     FailedRun,
     FlowRunNotFound,
     RuntimeClosed,
+    StoreReadOnly,
     UnfinishedRun,
 )
 from .flows import Flow
@@ -280,12 +281,14 @@ class Runtime:
             raise RuntimeError("this Runtime is already open")
         self._loop_token = anyio.lowlevel.current_token()
         await self.store.open()
-        await self._take_ownership()
+        if not self.store.read_only:  # a read-only store is only read: no owner, no lease
+            await self._take_ownership()
         self._threads = ThreadRunner(self.thread_limit)
         if self.concurrency_limit is not None:
             self._run_slots = Limit(self.concurrency_limit)
         stack = contextlib.AsyncExitStack()
-        await self._start_lease_renewal(stack)
+        if self._owner_id is not None:
+            await self._start_lease_renewal(stack)
         # on_stop of a run actor writes Crashed and runs its hooks: give it room for both.
         stop_timeout = self.persist_timeout * 2 + self.hook_timeout
         self._system = await stack.enter_async_context(
@@ -423,6 +426,12 @@ class Runtime:
         check_cancelled()
         if not self._accepting:
             raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
+        if self.store.read_only:
+            raise StoreReadOnly(
+                f"This Runtime's store {self.store.url} is read-only: it reads runs, and "
+                "cannot start one.",
+                self.store.url,
+            )
         engine_class = engine_for(flow)
         name_error = None
         if flow_run is None:

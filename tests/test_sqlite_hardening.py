@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from runtime import (
+    Running,
     Runtime,
     SQLiteStore,
     StoreError,
@@ -179,3 +180,41 @@ async def test_an_existing_store_in_a_read_only_directory_names_the_wal_files(
             pass
     message = str(caught.value)
     assert f"{db}-wal" in message and f"directory {directory} is read-only" in message
+
+
+# -- a read-only store ----------------------------------------------------------------------------
+async def test_a_read_only_url_gives_a_runtime_that_reads_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "runs.db"
+    async with Runtime(store=_url(db)) as rt:
+        done = await rt.submit(add, 1)
+        await done.wait()
+    before = db.read_bytes()
+    with anyio.fail_after(30):
+        async with Runtime(store=f"{_url(db)}?mode=ro") as ro:
+            run = await ro.read_flow_run(done.id)
+            assert run.state is not None and run.state.is_completed()
+            assert [s.name for s in await ro.read_states(done.id)] == [
+                "Pending",
+                "Running",
+                "Completed",
+            ]
+            assert [r.id for r in await ro.list_flow_runs(flow_name="add")] == [done.id]
+            with pytest.raises(StoreReadOnly, match="read-only: it reads runs") as caught:
+                await ro.submit(add, 2)
+            assert "mode=ro" in str(caught.value)
+            with pytest.raises(StoreReadOnly, match="opened read-only"):
+                await ro.store.set_state(done.id, Running(), force=True)
+    # Nothing was written: no run, no owner (SQLite leaves an empty log behind, at most).
+    assert db.read_bytes() == before
+    wal = tmp_path / "runs.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+async def test_a_read_only_url_of_a_missing_store_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    with pytest.raises(StoreError, match="does not exist"):
+        async with Runtime(store=f"{_url(db)}?mode=ro"):
+            pass
+    assert not db.exists()

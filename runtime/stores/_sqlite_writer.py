@@ -203,7 +203,8 @@ class Writer:
                 self._on_close()  # the readers close first: the writer's close checkpoints
             assert self.conn is not None
             check_shm(self.config.path)
-            self.conn.execute("PRAGMA optimize")
+            if not self.config.read_only:
+                self.conn.execute("PRAGMA optimize")
         except StoreReadOnly:
             pass  # the -shm file cannot be written: close_connection says so
         except Exception:

@@ -26,6 +26,9 @@ class Store(Protocol):
     """True when `create_flow_run` and `set_state` finish without ever suspending: the engine
     then skips the shielded cancel scope around them (a write that never yields cannot be
     interrupted by cancellation, so there is nothing to shield)."""
+    read_only: bool
+    """True when the store can only be read (its writes raise `StoreReadOnly`): a Runtime on it
+    reads runs, starts none, and registers no owner (so renews no lease, recovers nothing)."""
 
     async def open(self) -> None:
         """Make the store ready (create schema, start writers). Idempotent."""

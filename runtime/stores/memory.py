@@ -29,6 +29,7 @@ class MemoryStore:
 
     url = "memory://"
     writes_never_wait = True  # nothing here awaits
+    read_only = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, unquote
 import anyio
 import anyio.to_thread
 
-from ..errors import StoreError, StoreStalled
+from ..errors import StoreError, StoreReadOnly, StoreStalled
 from ..models import FlowRun
 from ..policy import Decision
 from ..results import encode_parameters
@@ -95,6 +95,7 @@ class SQLiteStore:
     ) -> None:
         self.path = os.fspath(path)
         self.url = url or f"sqlite:///{self.path}"
+        self.read_only = read_only
         self._config = Config(
             self.path,
             synchronous=synchronous.lower(),
@@ -249,7 +250,13 @@ class SQLiteStore:
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _writable(self) -> Writer:
-        """The writer, for a write: refused at once if the store is not open."""
+        """The writer, for a write: refused at once if the store is not open or read-only."""
+        if self.read_only:
+            raise StoreReadOnly(
+                f"The store {self.path} was opened read-only ({self.url}): its runs can be "
+                "read, not written (open it without `mode=ro` to start or change runs).",
+                self.path,
+            )
         writer = self._writer
         if writer is None:
             raise _not_open(self.path)
