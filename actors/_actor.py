@@ -59,15 +59,21 @@ class Actor(abc.ABC, Generic[MsgT]):
         """
         self._bound_cell().start_child(func, args, name)
 
-    def start_work(self, func: Callable[[*PosArgsT], Awaitable[Any]], *args: *PosArgsT) -> None:
+    def start_work(
+        self,
+        func: Callable[[*PosArgsT], Awaitable[Any]],
+        *args: *PosArgsT,
+        cancel: Callable[[], object] | None = None,
+    ) -> None:
         """Run ``func(*args)`` beside message handling, starting once this message is handled.
 
         It runs in the actor's own task when that task is free (no task is made for it), and
         in a task of its own otherwise. What it returns, if not None, becomes this actor's next
-        message. Like a child task, it is cancelled when the actor stops, and an exception from
-        it is a failure of this actor.
+        message. Like a child task, it is stopped when the actor stops (under a cancel scope of
+        its own, or by calling ``cancel`` when the work manages its own scope), and an
+        exception from it is a failure of this actor.
         """
-        self._bound_cell().start_work(func, args)
+        self._bound_cell().start_work(func, args, cancel)
 
     async def on_start(self) -> None:
         """Called before the first message (and after each restart)."""

@@ -36,7 +36,32 @@ logger = logging.getLogger("actors")
 
 _NOTHING: Any = object()  # what Mailbox.poll returns here when both lanes are empty
 
-Work = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], bool]  # (func, args, deliver)
+
+class _Work:
+    """A piece of an actor's work: what to call, and how to stop it."""
+
+    __slots__ = ("args", "cancel", "deliver", "func", "scope")
+
+    def __init__(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        deliver: bool,
+        cancel: Callable[[], object] | None,
+    ) -> None:
+        self.func = func
+        self.args = args
+        self.deliver = deliver  # what it returns is a message to its actor
+        self.cancel = cancel  # how it stops itself; None: it runs under a scope of ours
+        # Made now, so that stopping the work before it starts cancels it at its first await.
+        self.scope = anyio.CancelScope() if cancel is None else None
+
+    def stop(self) -> None:
+        """Cancel the work (before it starts, too)."""
+        if self.cancel is not None:
+            self.cancel()
+        elif self.scope is not None:
+            self.scope.cancel()
 
 
 def _no_factory() -> Actor[Any]:
@@ -90,9 +115,8 @@ class ActorCell:
         self._supervision = supervision
         self._supervisor: Supervisor | None = None  # made at the first failure
         self._dispatching = False  # a task is serving the mailbox (at most one)
-        self._queued_work: list[Work] | None = None  # work to start once the mailbox is empty
-        # Running (or about to run) work, by the scope that cancels it.
-        self._children: dict[anyio.CancelScope, Work] | None = None
+        self._queued_work: list[_Work] | None = None  # work to start once the mailbox is empty
+        self._children: set[_Work] | None = None  # running (or about to run) work
         self._live = 0  # work started and not yet returned
         self._idle: anyio.Event | None = None  # set when _live drops to 0, made by a waiter
         self._failure: BaseException | None = None
@@ -218,16 +242,21 @@ class ActorCell:
             raise RuntimeError(f"actor {self.name!r} is not running: cannot start a child task")
         if name is None:
             name = f"{self.name}/{getattr(func, '__qualname__', func)}"
-        self._spawn_work((func, args, False), str(name))
+        self._spawn_work(_Work(func, args, False, None), str(name))
 
-    def start_work(self, func: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    def start_work(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        cancel: Callable[[], object] | None,
+    ) -> None:
         """Run `func(*args)` once the current message is handled, in this task when it is free.
 
         Outside message handling (no dispatcher), it starts in a task of its own at once.
         """
         if self.terminated or self._finishing:
             raise RuntimeError(f"actor {self.name!r} is not running: cannot start work")
-        work: Work = (func, args, True)
+        work = _Work(func, args, True, cancel)
         if not self._dispatching:
             self._spawn_work(work, self.name)
         elif self._queued_work is None:
@@ -235,7 +264,7 @@ class ActorCell:
         else:
             self._queued_work.append(work)
 
-    def _take_work(self) -> anyio.CancelScope | None:
+    def _take_work(self) -> _Work | None:
         """Take the first queued work (registered, ready to run here); spawn the others."""
         queued = self._queued_work
         if not queued:
@@ -245,22 +274,21 @@ class ActorCell:
             self._spawn_work(other, self.name)
         return self._register(queued[0])
 
-    def _spawn_work(self, work: Work, name: str) -> None:
+    def _spawn_work(self, work: _Work, name: str) -> None:
         # Registered before its task starts, so that stopping the actor meanwhile cancels it.
         self.system._spawn(self._work_task, name, self._register(work))
 
-    def _register(self, work: Work) -> anyio.CancelScope:
-        """Count `work` as running, under a scope that stopping the actor cancels."""
-        scope = anyio.CancelScope()
+    def _register(self, work: _Work) -> _Work:
+        """Count `work` as running, cancelled when the actor stops."""
         children = self._children
         if children is None:
-            children = self._children = {}
-        children[scope] = work
+            children = self._children = set()
+        children.add(work)
         self._live += 1
-        return scope
+        return work
 
-    async def _work_task(self, scope: anyio.CancelScope) -> None:
-        await self._run_work(scope)
+    async def _work_task(self, work: _Work) -> None:
+        await self._run_work(work)
         if self._needs_serving():
             self._dispatching = True
             await self._serve()
@@ -271,25 +299,26 @@ class ActorCell:
             return False
         return self.mailbox.has_items() or self._failure is not None
 
-    async def _run_work(self, scope: anyio.CancelScope) -> None:
-        """Run one registered piece of work under its scope.
+    async def _run_work(self, work: _Work) -> None:
+        """Run one registered piece of work (under a scope of its own unless it cancels itself).
 
         What `start_work`'s function returns (if not None) becomes this actor's next message.
         """
-        children = self._children
-        assert children is not None
-        func, args, deliver = children[scope]
         try:
-            with scope:
-                result = await func(*args)
-            if deliver and result is not None and not self.mailbox.closed:
+            if work.scope is not None:
+                with work.scope:
+                    result = await work.func(*work.args)
+            else:
+                result = await work.func(*work.args)
+            if work.deliver and result is not None and not self.mailbox.closed:
                 self.mailbox.put_own(result)  # served next, by this task or the dispatcher
         except BaseException as exc:
             if isinstance(exc, self.system._cancelled_exc):
                 raise
             self._fail(exc)
         finally:
-            del children[scope]
+            assert self._children is not None
+            self._children.discard(work)
             self._live -= 1
             if self._live == 0 and self._idle is not None:
                 self._idle.set()
@@ -306,8 +335,8 @@ class ActorCell:
             self._schedule()
 
     def _cancel_work(self) -> None:
-        for scope in list(self._children or ()):
-            scope.cancel()
+        for work in list(self._children or ()):
+            work.stop()
 
     async def _after_failure(self) -> bool:
         """Apply the strategy to the recorded failure: True if a new instance goes on."""

@@ -26,6 +26,10 @@ logger = logging.getLogger("actors")
 MsgT = TypeVar("MsgT")
 
 
+def _not_restartable() -> Actor[Any]:
+    raise RuntimeError("this actor was spawned as an instance: it cannot be restarted")
+
+
 class _State(enum.Enum):
     NEW = "new"
     RUNNING = "running"
@@ -142,22 +146,27 @@ class ActorSystem:
 
     def spawn(
         self,
-        factory: Callable[[], Actor[MsgT]],
+        factory: Callable[[], Actor[MsgT]] | Actor[MsgT],
         *,
         name: str | None = None,
         mailbox_size: int = 1000,
         supervision: Supervision | None = None,
     ) -> ActorRef[MsgT]:
-        """Start an actor made by ``factory`` (called again on each restart).
+        """Start an actor made by ``factory`` (called again on each restart), or the instance
+        given (an actor that is not restarted: a restart directive then stops it).
 
-        Synchronous: the mailbox exists on return, so the actor can be told at once.
+        Synchronous: the mailbox exists on return, so the actor can be told at once. No task
+        is made until the actor has mail (or an ``on_start`` to run).
         """
         task_group = self._task_group
         if self._state is not _State.RUNNING or task_group is None:
             raise RuntimeError(
                 f"cannot spawn on actor system {self.name!r}: it is {self._state.value}"
             )
-        actor = factory()
+        if isinstance(factory, Actor):
+            actor, factory = factory, _not_restartable
+        else:
+            actor = factory()
         if name is None:
             name = f"{type(actor).__name__}-{next(self._ids)}"
         cell = ActorCell(

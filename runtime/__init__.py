@@ -27,9 +27,10 @@ from .errors import (
     UnfinishedRun,
 )
 from .flows import Flow, flow
+from .handle import FlowRunHandle
 from .models import FlowRun
 from .pause import pause_flow_run, resume_flow_run, suspend_flow_run
-from .runtime import FlowRunHandle, Runtime
+from .runtime import Runtime
 from .states import (
     FINAL_STATES,
     AwaitingRetry,

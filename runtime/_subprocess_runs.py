@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from .commands import Crash
 from .states import Cancelling, Pending
 from .stores import Store, open_store
 
 if TYPE_CHECKING:
     from .flows import Flow
+    from .handle import FlowRunHandle
     from .models import FlowRun
-    from .runtime import FlowRunHandle
 
 __all__ = ["cancel_flow_run_process", "run_flow_in_subprocess"]
 
@@ -151,11 +152,11 @@ async def _drive(url: str, entrypoint: str, flow_run: FlowRun) -> None:
             stored = await rt.store.read_flow_run(flow_run.id)
         except FlowRunNotFound:
             # This process owns the run: if it dies, its lapsed lease lets recovery find it.
-            owned = msgspec.structs.replace(flow_run, owner=rt._owner_id)
+            owned = msgspec.structs.replace(flow_run, owner=rt.host.owner_id)
             stored = await rt.store.create_flow_run(owned)
         if stored.state is not None and stored.state.is_paused():
             return  # a suspended run goes on only through resume_flow_run
-        handle = await rt._submit(flow, dict(stored.parameters), flow_run=stored)
+        handle = await rt.start(flow, dict(stored.parameters), flow_run=stored)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_sigterm, rt, handle.id)
             if flow.isgenerator:
@@ -174,5 +175,5 @@ async def _on_sigterm(rt: Any, run_id: uuid.UUID) -> None:
             if run.state is not None and run.state.is_cancelling():
                 await rt.cancel(run_id, run.state.message or "Flow run was cancelled.")
             else:
-                rt._crash_run(run_id, SystemExit(TERMINATED), TERMINATED)
+                rt.host.tell(run_id, Crash(SystemExit(TERMINATED), TERMINATED))
             return

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from .errors import CancelledRun, CrashedRun, FailedRun
+from .handle import FlowRunHandle
 from .states import State
-
-if TYPE_CHECKING:
-    from .runtime import FlowRunHandle
 
 __all__ = ["AllowFailure", "UpstreamFailed", "allow_failure", "has_upstreams", "resolve_upstreams"]
 
@@ -55,8 +53,6 @@ def allow_failure(upstream: FlowRunHandle | State) -> AllowFailure:
 
 
 def _is_handle(value: Any) -> bool:
-    from .runtime import FlowRunHandle  # runtime imports this module: not at the top
-
     return isinstance(value, FlowRunHandle)
 
 

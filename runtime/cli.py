@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from .loading import load_flow_from_entrypoint
-from .runtime import Runtime, _result_of
+from .runtime import Runtime
 
 __all__ = ["main"]
 
@@ -60,7 +60,7 @@ async def _run(entrypoint: str, params: dict[str, Any], store: str | None) -> in
     print(f"flow run {handle.flow_run.name!r} ({handle.id})")
     print("states: " + " -> ".join(s.name for s in states))
     if state.is_completed():
-        print(f"result: {_result_of(handle._record)!r}")
+        print(f"result: {await handle.result()!r}")
         return 0
     print(f"{state.name}: {state.message}", file=sys.stderr)
     return 1

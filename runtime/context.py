@@ -54,7 +54,8 @@ class RunContext:
     token: EventLoopToken | None = None  # the runtime's event loop, for calls from worker threads
     loop_thread: int = attrs.field(factory=threading.get_ident)  # the thread running that loop
     interrupt: _Interrupt = attrs.field(factory=_Interrupt)
-    engine: Any = None  # the run's actor (BaseFlowRunEngine), for pause and subflow reuse
+    engine: Any = None  # the run's actor (a BaseFlowRunEngine): pause and subflows tell it
+    attempt: Any = None  # the attempt this code runs in (an Attempt): its pauses and subflows
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

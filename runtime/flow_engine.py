@@ -19,13 +19,16 @@ import anyio.to_thread
 
 from ._defaults import default_store
 from ._subprocess_runs import cancel_flow_run_process, run_flow_in_subprocess
+from .commands import Cancel, Crash
 from .context import check_cancelled, current_run_context
 from .engine import AsyncFlowRunEngine, BaseFlowRunEngine, FlowRunEngine
-from .errors import FlowRunTimeoutError, UnfinishedRun
+from .errors import FlowRunTimeoutError, RuntimeClosed, UnfinishedRun
+from .handle import FlowRunHandle, record_of, result_of
 from .loading import load_flow_from_entrypoint
-from .runtime import FlowRunHandle, Runtime, _result_of, current_runtime
+from .runtime import Runtime, current_runtime
 
 if TYPE_CHECKING:
+    from ._attempt import Attempt
     from .flows import Flow
     from .models import FlowRun
     from .stores import Store
@@ -83,9 +86,11 @@ async def load_flow_and_flow_run(
 # -- heartbeats ----------------------------------------------------------------------------
 @contextlib.asynccontextmanager
 async def send_heartbeats_async(engine: BaseFlowRunEngine) -> AsyncIterator[None]:
-    """Count the run among those its runtime's one shared timer keeps alive.
+    """Keep the run's lease alive inside the block: the runtime's one lease already does.
 
-    No task or thread per run, and leaving waits for nothing (Prefect joins a thread here).
+    A Runtime renews one lease for all the runs it drives (one write per interval, whatever
+    the number of runs), so there is no task, thread or write per run, and leaving waits for
+    nothing (Prefect joins a heartbeat thread here).
     """
     with send_heartbeats_sync(engine):
         yield
@@ -93,13 +98,10 @@ async def send_heartbeats_async(engine: BaseFlowRunEngine) -> AsyncIterator[None
 
 @contextlib.contextmanager
 def send_heartbeats_sync(engine: BaseFlowRunEngine) -> Iterator[None]:
-    """The same as `send_heartbeats_async`, for sync code (which it serves too)."""
-    beating = engine.runtime._heartbeating
-    beating.add(engine.flow_run.id)
-    try:
-        yield
-    finally:
-        beating.discard(engine.flow_run.id)
+    """The same as `send_heartbeats_async`, for sync code."""
+    if not engine.host.runtime.is_open:
+        raise RuntimeClosed("the run's Runtime is closed: nothing renews its lease")
+    yield
 
 
 # -- running -------------------------------------------------------------------------------
@@ -233,16 +235,16 @@ async def _start(
     # runs on: the subflows it calls from now on must not start (nor be reused).
     check_cancelled()
     parent = current_run_context()
-    parent_engine: BaseFlowRunEngine | None = None
+    attempt: Attempt | None = None
     if parent is not None and parent.runtime is rt:
-        parent_engine = parent.engine  # this call is a subflow of the current run
-    if parent_engine is not None and flow_run is None:
-        reused = parent_engine.load_subflow_run(flow)
+        attempt = parent.attempt  # this call is a subflow of the current run's attempt
+    if attempt is not None and flow_run is None:
+        reused = attempt.reuse_subflow(flow)
         if reused is not None:
             return FlowRunHandle(rt, reused)
-    handle = await rt._submit(flow, parameters, wait_for=wait_for or (), flow_run=flow_run)
-    if parent_engine is not None:
-        parent_engine.remember_subflow_run(handle._record)
+    handle = await rt.start(flow, parameters, wait_for=wait_for or (), flow_run=flow_run)
+    if attempt is not None:
+        attempt.remember_subflow(record_of(handle))
     return handle
 
 
@@ -273,13 +275,13 @@ async def _run_owned(
             message = f"The caller of the flow was interrupted: {type(exc).__name__}"
         parent = current_run_context()
         parent_engine = parent.engine if parent is not None else None
-        if parent_engine is not None and parent_engine.state.name == "Suspended":
+        if parent_engine is not None and parent_engine.state.details.pause_reschedule:
             raise  # the parent was suspended: a subflow it had started finishes on its own
         if parent_engine is not None and parent_engine.record.cancel_requested:
             # The parent run is being cancelled: its subflow is cancelled too, not crashed.
-            rt._tell_cancel(handle._record, "The parent flow run was cancelled.")
+            rt.host.tell(handle.id, Cancel("The parent flow run was cancelled."))
         else:
-            rt._crash_run(handle.id, exc, message)
+            rt.host.tell(handle.id, Crash(exc, message))
         # The run's actor writes its final state in a task the runtime owns; here we only
         # give it a bounded, shielded moment so the caller usually sees it done. (A native
         # asyncio Task.cancel() may cut this wait short; the write happens regardless.)
@@ -288,7 +290,7 @@ async def _run_owned(
         raise
     if return_type == "state":
         return state
-    return _result_of(handle._record)
+    return result_of(record_of(handle))
 
 
 def _loop_running() -> bool:
@@ -358,4 +360,4 @@ def _portal_values(
                 yield value
         finally:
             portal.call(values.aclose)
-        return _result_of(handle._record)  # the stream ended: the run has Completed
+        return result_of(record_of(handle))  # the stream ended: the run has Completed

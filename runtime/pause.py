@@ -21,10 +21,12 @@ from ._generators import paused_deadline
 from .commands import Pause, PauseExpired, Resume
 from .context import check_cancelled, get_run_context
 from .errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, RuntimeClosed
+from .handle import record_of
 from .parameters import structure
 from .states import State
 
 if TYPE_CHECKING:
+    from ._attempt import Attempt
     from .engine import BaseFlowRunEngine
     from .runtime import Runtime
 
@@ -57,21 +59,15 @@ async def pause_flow_run(
     """
     if timeout <= 0:
         raise ValueError("the pause timeout must be positive")
-    engine, key = _current_engine(key)
-    state: State = await engine.ref.ask(Pause(key, timeout))
+    engine, attempt, key = _current(key)
+    state, resumed = await engine.ref.ask(Pause(key, timeout))
     if state.is_running():
         return _validated(engine, key, wait_for_input)
     if not state.is_paused():
         raise RuntimeError(f"Flow run cannot be paused: it is {state.type.value}")
-    resumed = engine._resumed
     assert resumed is not None
-    deadline = engine.deadline
-    with anyio.move_on_after(timeout) as waiting:
-        if deadline is not None:
-            with paused_deadline(deadline):
-                await resumed.wait()
-        else:
-            await resumed.wait()
+    with anyio.move_on_after(timeout) as waiting, paused_deadline(attempt.scope):
+        await resumed.wait()
     if waiting.cancelled_caught:
         await engine.ref.ask(PauseExpired(key))
         raise FlowPauseTimeout("The flow was paused and never resumed.")
@@ -93,16 +89,16 @@ async def suspend_flow_run(
     A subflow cannot be suspended (RuntimeError): its parent is waiting for its result.
     """
     if flow_run_id is not None:
-        rt = _runtime()
-        engine = rt._suspendable.get(flow_run_id)
-        if engine is None:
+        record = _runtime().host.runs.get(flow_run_id)
+        other = record.actor if record is not None else None
+        if other is None:
             raise FlowRunNotFound(flow_run_id)
-        _refuse_subflow(engine)
-        await engine.ref.ask(Pause(key or "suspend", timeout, reschedule=True))
+        _refuse_subflow(other)
+        await other.ref.ask(Pause(key or "suspend", timeout, reschedule=True))
         return None
-    engine, key = _current_engine(key)
+    engine, _, key = _current(key)
     _refuse_subflow(engine)
-    state: State = await engine.ref.ask(Pause(key, timeout, reschedule=True))
+    state, _ = await engine.ref.ask(Pause(key, timeout, reschedule=True))
     if state.is_running():
         return _validated(engine, key, wait_for_input)
     if not state.is_paused():
@@ -121,13 +117,15 @@ async def resume_flow_run(flow_run_id: uuid.UUID, run_input: Any = None) -> Stat
     A suspended run's flow is loaded again from its recorded entrypoint.
     """
     rt = _runtime()
-    record = rt._runs.get(flow_run_id)
-    if record is not None:
-        state: State = await record.ref.ask(Resume(run_input))
+    record = rt.host.runs.get(flow_run_id)
+    actor = record.actor if record is not None else None
+    if actor is not None:
+        state: State = await actor.ref.ask(Resume(run_input))
     else:
         state = await _resume_suspended(rt, flow_run_id, run_input)
-    if state.is_failed() and state.message == "The flow was paused and never resumed.":
-        raise FlowPauseTimeout(state.message)
+    if state.is_failed():
+        # A paused run fails on resume only when its pause had expired (the policy's rule).
+        raise FlowPauseTimeout(state.message or "The flow was paused and never resumed.")
     if not state.is_running() and not state.is_final():
         raise NotPausedError(f"flow run {flow_run_id} is {state.type.value}, not paused")
     return state
@@ -145,9 +143,9 @@ async def _resume_suspended(rt: Runtime, flow_run_id: uuid.UUID, run_input: Any)
         raise RuntimeError(f"flow run {flow_run_id} has no entrypoint to resume it from")
     flow = load_flow_from_entrypoint(run.entrypoint)
     if state.details.pause_key is not None:
-        rt._run_inputs[(flow_run_id, state.details.pause_key)] = run_input
-    handle = await rt._submit(flow, dict(run.parameters), flow_run=run)
-    await handle._record.wait_began()  # its first command proposes Running: a new attempt
+        rt.host.run_inputs[(flow_run_id, state.details.pause_key)] = run_input
+    handle = await rt.start(flow, dict(run.parameters), flow_run=run)
+    await record_of(handle).wait_began()  # its first command proposes Running: a new attempt
     current = handle.flow_run.state
     assert current is not None
     return current
@@ -162,13 +160,12 @@ def _runtime() -> Runtime:
     return rt
 
 
-def _current_engine(key: str | None) -> tuple[BaseFlowRunEngine, str]:
+def _current(key: str | None) -> tuple[BaseFlowRunEngine, Attempt, str]:
+    """The run and attempt this code belongs to, and the pause key (the next default one)."""
     ctx = get_run_context()
     engine: BaseFlowRunEngine = ctx.engine
-    if key is None:
-        engine._pause_count += 1
-        key = str(engine._pause_count)
-    return engine, key
+    attempt: Attempt = ctx.attempt
+    return engine, attempt, key if key is not None else attempt.next_pause_key()
 
 
 def _refuse_subflow(engine: BaseFlowRunEngine) -> None:
@@ -177,7 +174,7 @@ def _refuse_subflow(engine: BaseFlowRunEngine) -> None:
 
 
 def _validated(engine: BaseFlowRunEngine, key: str, wait_for_input: type[Any] | None) -> Any:
-    value = engine.runtime._run_inputs.get((engine.flow_run.id, key))
+    value = engine.host.run_inputs.get((engine.flow_run.id, key))
     if wait_for_input is None:
         return None
     try:

@@ -11,9 +11,11 @@ from runtime import (
     NotPausedError,
     Runtime,
     flow,
+    get_run_context,
     pause_flow_run,
     resume_flow_run,
 )
+from runtime.engine import BaseFlowRunEngine
 from tests._helpers import names
 
 pytestmark = pytest.mark.anyio
@@ -157,16 +159,24 @@ async def test_suspend_another_run_by_id_stops_it_until_resumed() -> None:
 
 
 async def test_cancel_all_tasks_stops_the_attempt() -> None:
-    started = anyio.Event()
+    started, stopped = anyio.Event(), anyio.Event()
+    engines: list[BaseFlowRunEngine] = []
 
     @flow
     async def worker() -> None:
+        engines.append(get_run_context().engine)
         started.set()
-        await anyio.sleep_forever()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopped.set()
 
     async with Runtime() as rt:
         h = await rt.submit(worker)
         await started.wait()
-        rt._runs[h.id].engine.cancel_all_tasks()
+        engines[0].cancel_all_tasks()
+        with anyio.fail_after(10):
+            await stopped.wait()  # the attempt was cancelled, before any cancel of the run
+        assert h.flow_run.state is not None and h.flow_run.state.is_running()
         await rt.cancel(h.id)
         assert (await h.wait()).is_cancelled()

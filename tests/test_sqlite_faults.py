@@ -325,7 +325,7 @@ async def test_a_stuck_writer_cannot_hang_a_cancel(
             h = await rt.submit(parked)
             await started.wait()
             writer.release.clear()  # the next batch blocks in the writer thread
-            state = await h.wait() if await h.cancel() else h._record.state
+            state = await h.wait() if await h.cancel() else h.flow_run.state
             assert state is not None and state.is_crashed()
             assert "could not be recorded" in (state.message or "")
             with pytest.raises(StoreStalled, match="committed nothing"):

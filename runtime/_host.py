@@ -1,0 +1,79 @@
+"""The host of a Runtime's runs: all that a run's actor, its attempt, pause and subflow code
+see of the Runtime that drives them.
+
+The Runtime builds one when it is entered and keeps it for as long as it is open. It holds
+the store, the settings, the worker threads, the limits, the owner id, the event loop, the
+registry of live runs and the inputs given to resumed runs: one place for each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from anyio.lowlevel import EventLoopToken
+
+from actors import ActorSystem
+
+from .commands import Cancel, Crash
+
+if TYPE_CHECKING:
+    from ._record import RunRecord
+    from ._slots import Limit
+    from ._threads import ThreadRunner
+    from .engine import BaseFlowRunEngine
+    from .runtime import Runtime
+    from .stores import Store
+
+__all__ = ["Host"]
+
+CANCELLED_BY_ENVIRONMENT = "Execution was cancelled by the runtime environment."
+
+
+@attrs.define(eq=False, kw_only=True)
+class Host:
+    """What runs see of their Runtime (one per open Runtime)."""
+
+    runtime: Runtime  # for `get_run_context().runtime`; never reached into
+    store: Store
+    system: ActorSystem
+    threads: ThreadRunner
+    run_slots: Limit | None  # `concurrency_limit`, when set
+    owner_id: uuid.UUID | None  # this Runtime's lease on the store
+    loop_token: EventLoopToken  # the event loop the Runtime runs on
+    persist_timeout: float
+    hook_timeout: float
+    cancel_grace: float
+    heartbeat_seconds: float
+    mailbox_size: int
+    # Live runs by id: the one registry (suspend_flow_run, resume_flow_run, cancel use it).
+    runs: dict[uuid.UUID, RunRecord] = attrs.field(factory=dict)
+    # Inputs given to resumed runs, by (run id, pause key): a pause key that already fired
+    # returns its input again (a suspended run re-runs its function from the start).
+    run_inputs: dict[tuple[uuid.UUID, str], Any] = attrs.field(factory=dict)
+    # Why unfinished runs crash if their actors are torn down (the runtime's exit reason).
+    crash_reason: str = CANCELLED_BY_ENVIRONMENT
+    # Leaving the Runtime: new top-level runs are refused, subflows of live runs still start.
+    closing: bool = False
+
+    def start(self, record: RunRecord, actor: BaseFlowRunEngine) -> None:
+        """Register a new run and start its actor (its first command: Begin)."""
+        self.runs[record.flow_run.id] = record
+        record.actor = actor
+        name = f"flow-run {record.flow_run.id}"
+        self.system.spawn(actor, name=name, mailbox_size=self.mailbox_size)
+        actor.start()
+
+    def forget(self, record: RunRecord) -> None:
+        """The run is final: it leaves the registry."""
+        self.runs.pop(record.flow_run.id, None)
+
+    def tell(self, run_id: uuid.UUID, command: Cancel | Crash) -> bool:
+        """Tell a live run's actor `command` on its system lane; False if no such live run."""
+        record = self.runs.get(run_id)
+        actor = record.actor if record is not None else None
+        if actor is None:
+            return False
+        actor.tell_system(command)
+        return True
