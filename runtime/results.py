@@ -17,6 +17,7 @@ import attrs
 import msgspec
 
 from .errors import ParameterEncodeError, ResultEncodeError, StoredError
+from .handle import FlowRunHandle
 
 __all__ = [
     "RESULT_SERIALIZERS",
@@ -83,15 +84,28 @@ def decode_result(serializer: str, payload: bytes) -> Any:
     raise ValueError(f"unknown result serializer {serializer!r}")
 
 
+def _encode_parameter(value: Any) -> Any:
+    """What msgspec cannot encode itself: an upstream run's handle names that run."""
+    if isinstance(value, FlowRunHandle):
+        return {"upstream_flow_run_id": str(value.id)}
+    raise NotImplementedError(f"Encoding objects of type {_type_name(value)} is unsupported")
+
+
+_params_json = msgspec.json.Encoder(enc_hook=_encode_parameter)
+
+
 def encode_parameters(flow_name: str, parameters: dict[str, Any]) -> bytes:
-    """Parameters as JSON; `ParameterEncodeError` naming the first one that cannot be encoded."""
+    """Parameters as JSON; `ParameterEncodeError` naming the first one that cannot be encoded.
+
+    An upstream run's handle is stored as `{"upstream_flow_run_id": "<id>"}`.
+    """
     try:
-        return _json.encode(parameters)
+        return _params_json.encode(parameters)
     except Exception as exc:
         error: Exception = exc
     for name, value in parameters.items():
         try:
-            _json.encode(value)
+            _params_json.encode(value)
         except Exception as exc:
             type_name = _type_name(value)
             raise ParameterEncodeError(
