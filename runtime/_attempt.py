@@ -204,7 +204,7 @@ async def _in_thread(
     """Call in a worker thread, under the slot lent to this run or one of its own; the
     subflows it calls share that slot (a blocked thread never starves its children)."""
     threads = engine.host.threads
-    lent = engine.lent_thread_slot
+    lent = engine.lent_thread_slot()
     slot = attempt.thread_slot = lent.share() if lent is not None else await threads.acquire()
     try:
         name = f"flow-run {engine.flow_run.name}"

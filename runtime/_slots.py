@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import anyio
 
-__all__ = ["Limit", "Slot"]
+__all__ = ["Limit", "Places", "Slot"]
 
 
 class Limit:
@@ -68,3 +68,35 @@ class Slot:
         self._holders -= 1
         if self._holders == 0:
             self._semaphore.release()
+
+
+class Places:
+    """The places a run holds under the runtime's limits, and those it lends its subflows.
+
+    `run`: its place under `concurrency_limit` (a subflow shares its parent's); `lent_thread`:
+    the place of a blocked sync ancestor's thread, under which its own sync attempts run.
+    """
+
+    __slots__ = ("lent_thread", "run")
+
+    def __init__(self, run: Slot | None = None, lent_thread: Slot | None = None) -> None:
+        self.run = run
+        self.lent_thread = lent_thread
+
+    def for_subflow(self, thread: Slot | None) -> Places:
+        """Shares of these places for a subflow: the run slot, and `thread` (the slot of the
+        run's blocked thread, if it has one) or the one lent to it. The subflow releases them."""
+        run = self.run
+        thread = thread or self.lent_thread
+        return Places(
+            run.share() if run is not None else None,
+            thread.share() if thread is not None and thread.held else None,
+        )
+
+    def release(self) -> None:
+        """Give every place back (once)."""
+        run, lent, self.run, self.lent_thread = self.run, self.lent_thread, None, None
+        if run is not None:
+            run.release()
+        if lent is not None:
+            lent.release()

@@ -10,21 +10,22 @@ user function runs as the actor's work (`_attempt`): in the actor's own task whe
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 
-from actors import Actor, ActorStopped
+from actors import Actor
 
-from ._attempt import Attempt, invoke_async, invoke_sync, make_context, run_attempt
+from ._attempt import Attempt, invoke_async, invoke_sync, make_context
 from ._classify import crash_message
-from ._creation import new_flow_run
 from ._hooks import call_hook, hooks_for_state
-from ._upstreams import UpstreamFailed, has_upstreams, resolve_upstreams
+from ._seed import SeedSurface
+from ._slots import Places, Slot
+from ._upstreams import has_upstreams
+from ._waits import Waits, acquire_place, resolve, sleep_then_retry
 from .commands import (
     Begin,
     Cancel,
@@ -39,7 +40,7 @@ from .commands import (
     Succeed,
     Timeout,
 )
-from .context import RunContext, _current, current_run_context
+from .context import _current, current_run_context
 from .errors import (
     CancelledRun,
     CrashedRun,
@@ -68,17 +69,15 @@ from .states import (
 if TYPE_CHECKING:
     from ._host import Host
     from ._record import RunRecord
-    from ._slots import Slot
     from .flows import Flow
     from .models import FlowRun
-    from .stores import Store
 
 __all__ = ["AsyncFlowRunEngine", "BaseFlowRunEngine", "FlowRunEngine", "engine_for"]
 
 logger = logging.getLogger("flowactor.engine")
 
 
-class BaseFlowRunEngine(Actor[Command]):
+class BaseFlowRunEngine(SeedSurface, Actor[Command]):
     """The actor behind one flow run. It ends (stops itself) once the run is final.
 
     `AsyncFlowRunEngine` runs async flows in the actor's task, `FlowRunEngine` runs sync flows
@@ -91,7 +90,7 @@ class BaseFlowRunEngine(Actor[Command]):
         self.flow: Flow[..., Any] = record.flow
         self._attempts = 0
         self._attempt: Attempt | None = None  # the current (or last) attempt
-        self._waits: set[anyio.CancelScope] | None = None  # upstreams, slot, retry delay
+        self._waits = Waits()  # for upstreams, a place, a retry delay
         self._resolved = False  # upstream runs have been waited for
         self._resumed: anyio.Event | None = None  # set when a paused run is resumed
         self._children: dict[str, RunRecord] = {}  # subflows of past attempts, by call number
@@ -99,16 +98,17 @@ class BaseFlowRunEngine(Actor[Command]):
         # run's parent. A subflow follows its parent's log_prints and persist_result unless it
         # sets its own, and runs under its parent's places (see _slots): a parent waiting for
         # it never holds a place it needs.
-        parent_ctx = current_run_context()
-        parent = parent_ctx.engine if parent_ctx is not None else None
-        if parent is not None and parent.host is not host:
-            parent = None
-        self.log_prints = _inherit(self.flow.log_prints, _opt(parent, "log_prints"))
-        self.persist_result = _inherit(self.flow.persist_result, _opt(parent, "persist_result"))
-        self._run_slot: Slot | None = None
-        self.lent_thread_slot: Slot | None = None
-        if parent is not None:
-            self._run_slot, self.lent_thread_slot = parent._slots_for_subflow()
+        parent = current_run_context()
+        if parent is None or parent.engine is None or parent.engine.host is not host:
+            self.log_prints = bool(self.flow.log_prints)
+            self.persist_result = bool(self.flow.persist_result)
+            self._places = Places()
+        else:
+            up: BaseFlowRunEngine = parent.engine
+            self.log_prints = _inherit(self.flow.log_prints, up.log_prints)
+            self.persist_result = _inherit(self.flow.persist_result, up.persist_result)
+            attempt: Attempt | None = parent.attempt
+            self._places = up._places.for_subflow(attempt.thread_slot if attempt else None)
 
     # -- what the run is now (the record holds it once) -------------------------------------------
     @property
@@ -122,6 +122,11 @@ class BaseFlowRunEngine(Actor[Command]):
     def flow_run(self) -> FlowRun:
         """The run as this actor last wrote it."""
         return self.record.flow_run
+
+    @property
+    def attempt(self) -> Attempt | None:
+        """The run's current (or last) attempt."""
+        return self._attempt
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -184,7 +189,8 @@ class BaseFlowRunEngine(Actor[Command]):
         """Validate parameters and the run name, then propose Running and start the attempt."""
         record = self.record
         if not self._resolved and (record.wait_for or has_upstreams(record.parameters)):
-            self._wait(self._resolve_upstreams)  # a cancel still gets through meanwhile
+            # Waited for beside the mailbox, so that a cancel still gets through meanwhile.
+            self._waits.start(self, resolve, record.parameters, record.wait_for)
             return
         if record.name_error is not None:
             error = record.name_error
@@ -201,9 +207,9 @@ class BaseFlowRunEngine(Actor[Command]):
                 logger.error("%s", message)
                 await self._fail_before_running(exc, message)
                 return
-        slots = self.host.run_slots
-        if slots is not None and self._run_slot is None:
-            self._wait(self._acquire_slot, slots)  # a cancel still gets through meanwhile
+        limit = self.host.run_slots
+        if limit is not None and self._places.run is None:
+            self._waits.start(self, acquire_place, self._places, limit)
             return
         await self._propose_running()
 
@@ -241,7 +247,7 @@ class BaseFlowRunEngine(Actor[Command]):
 
     async def handle_timeout(self, error: TimeoutError) -> None:
         """The attempt overran `timeout_seconds`: Failed named TimedOut (retried like a failure)."""
-        self._stop_work(error)  # a sync flow's thread is abandoned here; it can check_cancelled()
+        self.stop_work(error)  # a sync flow's thread is abandoned here; it can check_cancelled()
         seconds = self.flow.timeout_seconds or 0
         message = f"Flow run exceeded timeout of {seconds:g} second(s)"
         logger.error("Flow run %r: %s", self.flow_run.name, message)
@@ -254,7 +260,7 @@ class BaseFlowRunEngine(Actor[Command]):
         message = message or crash_message(error)
         logger.error("Flow run %r: crash detected! %s", self.flow_run.name, message)
         self.record.error = error
-        self._stop_work(CrashedRun(message))
+        self.stop_work(CrashedRun(message))
         await self._wait_attempt_ended()  # its subflows end (crashed) before it does
         if self.state.is_cancelling():
             # Cancelling may only end Cancelled; never leave the run there.
@@ -274,7 +280,7 @@ class BaseFlowRunEngine(Actor[Command]):
         if decision.run is None:
             # Cancelling was recorded by whoever asked (another process): the hooks are ours.
             await self.call_hooks(decision.state)
-        self._stop_work(CancelledRun(message))
+        self.stop_work(CancelledRun(message))
         await self._wait_attempt_ended()
         await self.set_state(Cancelled(message=message))
         self._finish()
@@ -294,7 +300,7 @@ class BaseFlowRunEngine(Actor[Command]):
             if reschedule:
                 # Suspended: nothing runs until someone resumes it, and then the flow is loaded
                 # again from its entrypoint. Stop the attempt and let this actor go.
-                self._stop_work(CancelledRun("the flow run was suspended"))
+                self.stop_work(CancelledRun("the flow run was suspended"))
                 self._finish()
         return decision.state, self._resumed
 
@@ -370,80 +376,7 @@ class BaseFlowRunEngine(Actor[Command]):
         finally:
             _current.reset(reset)
 
-    # -- the seed engine's surface -------------------------------------------------------
-    @property
-    def client(self) -> Store:
-        """The store this engine writes the run's states to."""
-        return self.host.store
-
-    @property
-    def heartbeat_seconds(self) -> float:
-        """How often the runtime's one shared timer renews the lease of all its running runs."""
-        return self.host.heartbeat_seconds
-
-    def is_pending(self) -> bool:
-        return self.state.is_pending()
-
-    def is_running(self) -> bool:
-        return self.state.is_running()
-
-    def cancel_all_tasks(self) -> None:
-        """Cancel the run's work in progress (attempt, retry wait); abandon a sync thread."""
-        self._stop_work(CancelledRun("the flow run's tasks were cancelled"))
-
-    def result(self, *, raise_on_failure: bool = True) -> Any:
-        """The final run's return value, or raise its error (`UnfinishedRun` before the end)."""
-        from .handle import result_of
-
-        return result_of(self.record, raise_on_failure=raise_on_failure)
-
-    @classmethod
-    async def create_flow_run(
-        cls, host: Host, flow: Flow[..., Any], parameters: dict[str, Any]
-    ) -> tuple[FlowRun, BaseException | None]:
-        """Record a new Pending run of `flow`; also returns the error its name template raised."""
-        run, name_error = new_flow_run(flow, parameters, host.owner_id)
-        return await host.store.create_flow_run(run), name_error
-
-    def start(self) -> None:
-        """Begin the run: the first command in its mailbox (the host calls this on spawn)."""
-        self.initialize_run()
-        self.ref.tell_nowait(Begin())
-
-    def tell_system(self, command: Command) -> None:
-        """Tell this actor `command` on its system lane (dropped once the actor has stopped)."""
-        with contextlib.suppress(ActorStopped):
-            self.ref.tell_system(command)
-
-    def initialize_run(self) -> None:
-        """Nothing to take up front: the host's registry already reaches this run."""
-
-    def setup_flow_run_suspension_request(self) -> None:
-        """`suspend_flow_run(flow_run_id=...)` reaches a run through the host's registry."""
-
-    def load_subflow_run(self, flow: Flow[..., Any]) -> RunRecord | None:
-        """The child run to reuse for the current attempt's next subflow call, if any."""
-        attempt = current_attempt(self)
-        return attempt.reuse_subflow(flow) if attempt is not None else None
-
-    @contextlib.contextmanager
-    def setup_run_context(self) -> Iterator[RunContext]:
-        """Make this run the current one for the code inside."""
-        ctx = make_context(self, self._attempt, self.log_prints)
-        reset = _current.set(ctx)
-        try:
-            yield ctx
-        finally:
-            _current.reset(reset)
-
-    def run_context(self) -> contextlib.AbstractContextManager[RunContext]:
-        """The surroundings of the code of this run: its run context (see `setup_run_context`)."""
-        return self.setup_run_context()
-
-    async def call_flow_fn(self, attempt: Attempt) -> Command | None:
-        """Run one attempt of the user function; returns how it ended, as a command."""
-        return await run_attempt(self, attempt)
-
+    # -- the attempt ---------------------------------------------------------------------
     def _invoke(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: Attempt
     ) -> Awaitable[Any]:
@@ -454,7 +387,7 @@ class BaseFlowRunEngine(Actor[Command]):
     async def _propose_running(self) -> None:
         decision = await self.set_state(Running())
         if decision.status is Status.WAIT:
-            self._wait(self._retry_after, decision.delay)
+            self._waits.start(self, sleep_then_retry, decision.delay)
         elif decision.state.is_running():
             self.record.mark_began()
             self._start_attempt()
@@ -485,12 +418,6 @@ class BaseFlowRunEngine(Actor[Command]):
         if decision.state.is_final():
             self._finish()
 
-    async def _resolve_upstreams(self) -> Resolved:
-        try:
-            return Resolved(await resolve_upstreams(self.parameters, self.record.wait_for))
-        except UpstreamFailed as exc:
-            return Resolved(None, exc)
-
     async def _upstreams_resolved(self, parameters: Any, error: BaseException | None) -> None:
         if error is not None:
             # Terminal, never a run stuck Pending for ever waiting on an upstream that failed.
@@ -500,42 +427,9 @@ class BaseFlowRunEngine(Actor[Command]):
         self._resolved = True
         await self.begin_run()
 
-    async def _retry_after(self, delay: float) -> Retry:
-        await anyio.sleep(delay)
-        return Retry()
-
-    async def _acquire_slot(self, slots: Any) -> Retry:
-        self._run_slot = await slots.acquire()
-        return Retry()
-
-    def _slots_for_subflow(self) -> tuple[Slot | None, Slot | None]:
-        """Shares of this run's places for a subflow it starts: its run slot, and the slot of
-        its blocked thread (or the one lent to it). The subflow releases them when it ends."""
-        attempt = self._attempt
-        run = self._run_slot
-        thread = (attempt.thread_slot if attempt is not None else None) or self.lent_thread_slot
-        return (
-            run.share() if run is not None else None,
-            thread.share() if thread is not None and thread.held else None,
-        )
-
-    def _release_slots(self) -> None:
-        run, lent = self._run_slot, self.lent_thread_slot
-        self._run_slot = self.lent_thread_slot = None
-        if run is not None:
-            run.release()
-        if lent is not None:
-            lent.release()
-
-    def _wait(self, fn: Callable[..., Awaitable[Command]], *args: Any) -> None:
-        """Wait (for upstreams, a slot, a retry delay) as work beside the mailbox, so that a
-        cancel still gets through: what `fn(*args)` returns is the next command."""
-        scope = anyio.CancelScope()  # cancelled by _stop_work (cancel, crash, finish)
-        waits = self._waits
-        if waits is None:
-            waits = self._waits = set()
-        waits.add(scope)
-        self.start_work(_waiting, scope, waits, fn, args, cancel=scope.cancel)
+    def lent_thread_slot(self) -> Slot | None:
+        """The place a blocked sync ancestor's thread lent this run's sync attempts, if any."""
+        return self._places.lent_thread
 
     def _start_attempt(self) -> None:
         """Start the next attempt as this actor's work (in its own task when it is free)."""
@@ -546,13 +440,12 @@ class BaseFlowRunEngine(Actor[Command]):
         attempt = self._attempt = Attempt(self._attempts, self._children)
         self.start_work(self.call_flow_fn, attempt, cancel=attempt.scope.cancel)
 
-    def _stop_work(self, error: BaseException) -> None:
+    def stop_work(self, error: BaseException) -> None:
         """Stop every piece of this run's work; a sync thread sees `error` via check_cancelled."""
         attempt = self._attempt
         if attempt is not None and attempt.running:
             attempt.stop(error)
-        for scope in self._waits or ():
-            scope.cancel()
+        self._waits.cancel_all()
 
     async def _wait_attempt_ended(self) -> None:
         """After stopping the attempt, give it a bounded moment to unwind (finally blocks, its
@@ -596,8 +489,8 @@ class BaseFlowRunEngine(Actor[Command]):
         record = self.record
         if record.finished:
             return
-        self._stop_work(CancelledRun("the flow run has finished"))
-        self._release_slots()
+        self.stop_work(CancelledRun("the flow run has finished"))
+        self._places.release()
         self.host.forget(record)
         if record.items is not None:
             record.items.close()  # a generator run's consumer sees the end of its values
@@ -626,33 +519,6 @@ class FlowRunEngine(BaseFlowRunEngine):
         self, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: Attempt
     ) -> Awaitable[Any]:
         return invoke_sync(self, args, kwargs, attempt)
-
-
-async def _waiting(
-    scope: anyio.CancelScope,
-    waits: set[anyio.CancelScope],
-    fn: Callable[..., Awaitable[Command]],
-    args: tuple[Any, ...],
-) -> Command | None:
-    try:
-        with scope:
-            return await fn(*args)
-        return None  # cancelled (the run is being cancelled or has ended)
-    finally:
-        waits.discard(scope)
-
-
-def current_attempt(engine: BaseFlowRunEngine) -> Attempt | None:
-    """The attempt the calling code runs in, when it is one of `engine`'s."""
-    ctx = current_run_context()
-    if ctx is None or ctx.engine is not engine:
-        return None
-    attempt: Attempt | None = ctx.attempt
-    return attempt
-
-
-def _opt(parent: BaseFlowRunEngine | None, name: str) -> bool | None:
-    return getattr(parent, name) if parent is not None else None
 
 
 def _inherit(own: bool | None, parents: bool | None) -> bool:
