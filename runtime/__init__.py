@@ -1,5 +1,6 @@
 """flowactor's runtime: flows, states, the flow-run actor, stores and the `Runtime`."""
 
+from . import _call  # noqa: F401 - installs what calling a flow does
 from ._upstreams import AllowFailure, allow_failure
 from .context import RunContext, check_cancelled, get_run_context, get_run_logger
 from .errors import (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .flow_engine import run_flow
+from .flows import install_caller
 from .parameters import bind_parameters
 
 if TYPE_CHECKING:
@@ -18,8 +20,6 @@ def call_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     `return_state=True` and `wait_for=[handles]` are taken by the call, as in Prefect. Async
     flows give a coroutine, generator flows an iterator, sync flows run now.
     """
-    from .flow_engine import run_flow
-
     return_state = bool(kwargs.pop("return_state", False))
     wait_for = kwargs.pop("wait_for", None)
     parameters = bind_parameters(flow.fn, args, kwargs)
@@ -29,3 +29,6 @@ def call_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
         wait_for=wait_for,
         return_type="state" if return_state else "result",
     )
+
+
+install_caller(call_flow)

@@ -18,13 +18,13 @@ import anyio.from_thread
 from anyio.lowlevel import EventLoopToken
 from anyio.streams.memory import MemoryObjectSendStream
 
+from .context import current_run_context
+
 __all__ = ["iterate_async", "iterate_sync", "paused_deadline"]
 
 
 def interrupted() -> bool:
     """Whether the current run's attempt has been timed out or cancelled."""
-    from .context import current_run_context
-
     ctx = current_run_context()
     return ctx is not None and ctx.interrupt.is_set()
 

@@ -19,6 +19,8 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 
+from .loading import load_flow_from_entrypoint
+
 if TYPE_CHECKING:
     from .policy import Decision
     from .stores import Store
@@ -166,8 +168,6 @@ async def release_ownership(store: Store, owner_id: uuid.UUID) -> None:
 
 def can_load(entrypoint: str) -> bool:
     """True if the flow at `entrypoint` can be imported again (so its run can be retried)."""
-    from .loading import load_flow_from_entrypoint
-
     try:
         load_flow_from_entrypoint(entrypoint)
     except Exception:

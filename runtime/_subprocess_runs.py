@@ -22,13 +22,18 @@ import anyio
 import msgspec
 
 from .commands import Crash
+from .context import current_run_context
+from .errors import FlowRunNotFound
+from .loading import load_flow_from_entrypoint
+from .models import FlowRun
+from .parameters import bind_parameters
+from .runtime import Runtime
 from .states import Cancelling, Pending
 from .stores import Store, open_store
 
 if TYPE_CHECKING:
     from .flows import Flow
     from .handle import FlowRunHandle
-    from .models import FlowRun
 
 __all__ = ["cancel_flow_run_process", "run_flow_in_subprocess"]
 
@@ -57,15 +62,12 @@ def run_flow_in_subprocess(
     if wait_for:
         raise ValueError("wait_for cannot be passed to a subprocess run: wait before starting it")
     url = _check_durable(store or os.environ.get("FLOWACTOR_STORE"))
-    from .context import current_run_context
-    from .models import FlowRun as _FlowRun
-    from .parameters import bind_parameters
 
     if flow_run is None:
         params = bind_parameters(flow.fn, (), dict(parameters or {}))
         parent = current_run_context()
         inherited = parent.flow_run.tags if parent is not None else ()
-        flow_run = _FlowRun(
+        flow_run = FlowRun(
             id=uuid.uuid4(),
             name=f"{flow.name}-{uuid.uuid4().hex[:8]}",
             flow_name=flow.name,
@@ -142,9 +144,6 @@ def _child_main(
 
 
 async def _drive(url: str, entrypoint: str, flow_run: FlowRun) -> None:
-    from .errors import FlowRunNotFound
-    from .loading import load_flow_from_entrypoint
-    from .runtime import Runtime
 
     flow = load_flow_from_entrypoint(entrypoint)
     async with Runtime(store=url) as rt:

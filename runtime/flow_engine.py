@@ -25,6 +25,7 @@ from .engine import AsyncFlowRunEngine, BaseFlowRunEngine, FlowRunEngine
 from .errors import FlowRunTimeoutError, RuntimeClosed, UnfinishedRun
 from .handle import FlowRunHandle, record_of, result_of
 from .loading import load_flow_from_entrypoint
+from .parameters import bind_parameters
 from .runtime import Runtime, current_runtime
 
 if TYPE_CHECKING:
@@ -228,8 +229,6 @@ async def _start(
     if parameters is None:
         parameters = dict(flow_run.parameters) if flow_run is not None else {}
     if flow_run is None:
-        from .parameters import bind_parameters
-
         parameters = bind_parameters(flow.fn, (), parameters)  # applies the defaults
     # The calling attempt is over (timed out, cancelled, suspended) but a sync flow's thread
     # runs on: the subflows it calls from now on must not start (nor be reused).

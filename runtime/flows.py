@@ -202,9 +202,9 @@ class Flow(Generic[P, R]):
     # -- calling ----------------------------------------------------------------------------
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow and return its result (a coroutine to await for async flows)."""
-        from ._call import call_flow
-
-        result: R = call_flow(self, args, kwargs)
+        if _caller is None:  # pragma: no cover - the package installs it on import
+            raise RuntimeError("the flowactor runtime is not initialised")
+        result: R = _caller(self, args, kwargs)
         return result
 
     def __repr__(self) -> str:
@@ -216,6 +216,19 @@ def _serializer_implies_persistence(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("result_serializer") is not None and options.get("persist_result") is None:
         return {**options, "persist_result": True}
     return options
+
+
+# What calling a flow does: run it (runtime/_call.py). The run core sits above this module, so
+# it installs itself here when the package is imported, rather than this module importing it.
+_caller: Callable[[Flow[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None = None
+
+
+def install_caller(
+    caller: Callable[[Flow[..., Any], tuple[Any, ...], dict[str, Any]], Any],
+) -> None:
+    """Make `caller(flow, args, kwargs)` what calling a flow does (done once, by runtime)."""
+    global _caller
+    _caller = caller
 
 
 @overload

@@ -22,13 +22,14 @@ from .commands import Pause, PauseExpired, Resume
 from .context import check_cancelled, get_run_context
 from .errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, RuntimeClosed
 from .handle import record_of
+from .loading import load_flow_from_entrypoint
 from .parameters import structure
+from .runtime import Runtime, current_runtime
 from .states import State
 
 if TYPE_CHECKING:
     from ._attempt import Attempt
     from .engine import BaseFlowRunEngine
-    from .runtime import Runtime
 
 __all__ = ["pause_flow_run", "resume_flow_run", "suspend_flow_run"]
 
@@ -132,8 +133,6 @@ async def resume_flow_run(flow_run_id: uuid.UUID, run_input: Any = None) -> Stat
 
 
 async def _resume_suspended(rt: Runtime, flow_run_id: uuid.UUID, run_input: Any) -> State:
-    from .loading import load_flow_from_entrypoint
-
     run = await rt.store.read_flow_run(flow_run_id)
     state = run.state
     if state is None or not state.is_paused():
@@ -152,8 +151,6 @@ async def _resume_suspended(rt: Runtime, flow_run_id: uuid.UUID, run_input: Any)
 
 
 def _runtime() -> Runtime:
-    from .runtime import current_runtime
-
     rt = current_runtime()
     if rt is None:
         raise RuntimeClosed("resume_flow_run needs an open Runtime (async with Runtime() ...)")
