@@ -1,21 +1,31 @@
-"""Binding call arguments to a flow's signature and validating them against its type hints."""
+"""Binding call arguments to a flow's signature and validating them against its type hints.
+
+Validation is lax, in pydantic's sense (see `_validation`): "123" becomes 123 for an int, 3.5
+is refused. A parameter whose value already has exactly its hinted type costs no conversion.
+"""
 
 from __future__ import annotations
 
 import inspect
+import json
+import types
 import typing
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-import cattrs
 
+from ._validation import Validator, describe, validator_for
 from .errors import ParameterTypeError
 
-__all__ = ["bind_parameters", "call_args", "structure", "validate_parameters"]
-
-_converter = cattrs.Converter()
+__all__ = [
+    "bind_parameters",
+    "call_args",
+    "parameters_from_text",
+    "validate_parameters",
+    "validate_value",
+]
 
 
 @attrs.frozen
@@ -23,45 +33,72 @@ class _Shape:
     """What we need to know of a function's signature, computed once per function."""
 
     signature: inspect.Signature
-    hints: dict[str, Any] | None  # None when the hints cannot be resolved
     keywords_only: bool  # fn(**parameters) is a correct call
     # The parameter names when every one is positional-or-keyword without a default: then a
     # call binds by position without inspect (the common case, on every submit).
     plain_names: tuple[str, ...] | None
-    # Per parameter, the exact type a value may already have to need no conversion.
-    exact: dict[str, type]
+    # Per parameter with something to check, how; the others pass as they are.
+    checks: dict[str, Validator]
+    # Defaults, which pass as they are (as in pydantic: `x: int = None` is allowed).
+    defaults: dict[str, Any]
 
 
-_shapes: weakref.WeakKeyDictionary[Callable[..., Any], _Shape] = weakref.WeakKeyDictionary()
+# Shapes by id(fn), each with a weak reference that drops the entry when `fn` goes: cheaper
+# to look up than a WeakKeyDictionary, which makes a new weak reference on every lookup.
+_shapes: dict[int, tuple[weakref.ref[Callable[..., Any]], _Shape]] = {}
+_NO_DEFAULT = object()
 
 
 def _shape(fn: Callable[..., Any]) -> _Shape:
-    shape = _shapes.get(fn)
-    if shape is None:
-        sig = inspect.signature(fn)
-        try:
-            hints: dict[str, Any] | None = typing.get_type_hints(fn)
-        except Exception:  # unresolvable forward references: nothing to validate against
-            hints = None
-        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        params = sig.parameters.values()
-        keywords_only = all(p.kind in plain for p in params)
-        simple = all(
-            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is p.empty
-            for p in params
-        )
-        exact = {
-            name: hint
-            for name, hint in (hints or {}).items()
-            if hint in _SCALARS and name in sig.parameters
-        }
-        plain_names = tuple(sig.parameters) if simple else None
-        shape = _shapes[fn] = _Shape(sig, hints, keywords_only, plain_names, exact)
+    entry = _shapes.get(id(fn))
+    if entry is not None and entry[0]() is fn:
+        return entry[1]
+    sig = inspect.signature(fn)
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = sig.parameters.values()
+    keywords_only = all(p.kind in plain for p in params)
+    simple = all(
+        p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params
+    )
+    plain_names = tuple(sig.parameters) if simple else None
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    shape = _Shape(sig, keywords_only, plain_names, _checks(fn, sig), defaults)
+    key = id(fn)
+    # The entry goes when `fn` does, before its id can be given to another object.
+    _shapes[key] = (weakref.ref(fn, lambda _: _shapes.pop(key, None)), shape)
     return shape
 
 
-# Hints whose values cattrs would return unchanged when they already have exactly that type.
-_SCALARS = frozenset({int, float, str, bool, bytes})
+def _checks(fn: Callable[..., Any], sig: inspect.Signature) -> dict[str, Validator]:
+    checks: dict[str, Validator] = {}
+    for name, hint in _hints(fn, sig).items():
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL and validator_for(hint) is not None:
+            hint = types.GenericAlias(tuple, (hint, ...))  # *args: int checks each one
+        elif kind is inspect.Parameter.VAR_KEYWORD and validator_for(hint) is not None:
+            hint = types.GenericAlias(dict, (str, hint))  # **kwargs: int checks each one
+        check = validator_for(hint)
+        if check is not None:
+            checks[name] = check
+    return checks
+
+
+def _hints(fn: Callable[..., Any], sig: inspect.Signature) -> dict[str, Any]:
+    """The resolved hint of each parameter; one that cannot be resolved is left out."""
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # some forward reference cannot be resolved: try them one by one
+        hints = {}
+        namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+        for name, param in sig.parameters.items():
+            if param.annotation is param.empty:
+                continue
+            holder = types.SimpleNamespace(__annotations__={"hint": param.annotation})
+            try:
+                hints[name] = typing.get_type_hints(holder, namespace, include_extras=True)["hint"]
+            except Exception:
+                continue
+    return {name: hint for name, hint in hints.items() if name in sig.parameters}
 
 
 def bind_parameters(
@@ -92,52 +129,61 @@ def call_args(
     return bound.args, bound.kwargs
 
 
-def structure(value: Any, hint: Any) -> Any:
-    """`value` converted to the type `hint` with the converter parameters are validated with."""
-    return _converter.structure(value, hint)
+def validate_value(value: Any, hint: Any) -> Any:
+    """`value` validated against `hint` as parameters are; raises (ValueError mostly) if not."""
+    check = validator_for(hint)
+    return value if check is None else check.validate(value)
 
 
 def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    """Coerce each parameter to its type hint with cattrs ("42" -> 42 for an int).
+    """Parameters validated against `fn`'s type hints, converted where lossless.
 
-    Raises `ParameterTypeError` naming every invalid parameter. Parameters without a hint,
-    hinted `Any`, or whose hint cattrs cannot structure are passed through unchanged.
+    Raises `ParameterTypeError` naming every invalid parameter. Parameters without a hint (or
+    hinted `Any`, or with a hint that cannot be resolved) and defaults pass unchanged.
     """
     shape = _shape(fn)
-    hints, sig = shape.hints, shape.signature
-    if not hints:
+    checks = shape.checks
+    if not checks:
         return dict(parameters)
-    exact = shape.exact
-    validated: dict[str, Any] = {}
+    defaults = shape.defaults
+    validated = dict(parameters)  # then only converted values are written
     problems: list[str] = []
     for name, value in parameters.items():
-        if type(value) is exact.get(name):
-            validated[name] = value  # already of its (scalar) type: nothing to convert
-            continue
-        hint = hints.get(name)
-        kind = sig.parameters[name].kind if name in sig.parameters else None
-        if hint is None or hint is Any or kind in _VARIADIC:
-            validated[name] = value
-            continue
+        check = checks.get(name)
+        if check is None or type(value) in check.exact or value is defaults.get(name, _NO_DEFAULT):
+            continue  # nothing to check, already of its exact type, or the default
         try:
-            validated[name] = _converter.structure(value, hint)
-        except cattrs.errors.StructureHandlerNotFoundError:
-            validated[name] = value
+            validated[name] = check.validate(value)
         except Exception as exc:
-            problems.append(f" - {name}: {_describe(exc, value, hint)}")
+            problems.append(f"{name}: {describe(exc, value, check.hint)}")
     if problems:
-        raise ParameterTypeError("Flow run received invalid parameters:\n" + "\n".join(problems))
+        raise ParameterTypeError("Flow run received invalid parameters: " + "; ".join(problems))
     return validated
 
 
-_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+def parameters_from_text(fn: Callable[..., Any], texts: dict[str, str]) -> dict[str, Any]:
+    """Parameters given as text (a command line): each is JSON, or else the text itself.
+
+    The text is kept where the parameter's hint takes it and not its JSON value (`123` for a
+    str); validation proper happens in the run, like any other parameter's.
+    """
+    checks = _shape(fn).checks
+    parameters: dict[str, Any] = {}
+    for name, text in texts.items():
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text  # a bare word is a string
+        check = checks.get(name)
+        if check is not None and not _takes(check, value) and _takes(check, text):
+            value = text
+        parameters[name] = value
+    return parameters
 
 
-def _describe(exc: Exception, value: Any, hint: Any) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        inner = "; ".join(str(e) for e in exc.exceptions)
-        detail = inner or str(exc)
-    else:
-        detail = str(exc)
-    hint_name = getattr(hint, "__name__", repr(hint))
-    return f"expected {hint_name}, got {value!r} ({detail})"
+def _takes(check: Validator, value: Any) -> bool:
+    try:
+        check.validate(value)
+    except Exception:
+        return False
+    return True

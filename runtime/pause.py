@@ -23,7 +23,7 @@ from .context import check_cancelled, get_run_context
 from .errors import FlowPauseTimeout, FlowRunNotFound, NotPausedError, RuntimeClosed
 from .handle import record_of
 from .loading import load_flow_from_entrypoint
-from .parameters import structure
+from .parameters import validate_value
 from .runtime import Runtime, current_runtime
 from .states import State
 
@@ -53,10 +53,10 @@ async def pause_flow_run(
 ) -> Any:
     """Pause the current run until `resume_flow_run` (from outside) or `timeout` seconds.
 
-    Returns the resume input validated against `wait_for_input` with cattrs (None without
-    it). A pause that times out ends the run Failed and raises `FlowPauseTimeout` here. The
-    run's own timeout does not run while it is paused. A key fires once: pausing again with
-    a key that was already resumed returns at once.
+    Returns the resume input validated against `wait_for_input` as flow parameters are
+    (None without it). A pause that times out ends the run Failed and raises
+    `FlowPauseTimeout` here. The run's own timeout does not run while it is paused. A key
+    fires once: pausing again with a key that was already resumed returns at once.
     """
     if timeout <= 0:
         raise ValueError("the pause timeout must be positive")
@@ -175,7 +175,7 @@ def _validated(engine: BaseFlowRunEngine, key: str, wait_for_input: type[Any] | 
     if wait_for_input is None:
         return None
     try:
-        return structure(value, wait_for_input)
+        return validate_value(value, wait_for_input)
     except Exception as exc:
         name = getattr(wait_for_input, "__name__", repr(wait_for_input))
         raise TypeError(f"the resume input {value!r} is not a valid {name}: {exc}") from exc

@@ -1,15 +1,17 @@
 """Encoding what a store keeps: flow parameters, persisted results and recorded exceptions.
 
-Parameters are encoded with msgspec JSON. A flow with `persist_result=True` has its return
-value encoded with its `result_serializer`: "json" (the default) or "msgpack" with msgspec, or
-"pickle" only when the flow asks for it (decoding pickle runs code: only read stores you
-trust). JSON and msgpack keep JSON's types: a tuple comes back as a list, a datetime as a
-string unless the reader knows better.
+Parameters are encoded with msgspec JSON (pydantic-like models by their `model_dump`, paths
+as str). A flow with `persist_result=True` has its return value encoded with its
+`result_serializer`: "json" (the default) or "msgpack" with msgspec, or "pickle" only when the
+flow asks for it (decoding pickle runs code: only read stores you trust). JSON and msgpack
+keep JSON's types: a tuple comes back as a list, a datetime as a string unless the reader
+knows better.
 """
 
 from __future__ import annotations
 
 import builtins
+import os
 import pickle
 from typing import Any, Final, Literal
 
@@ -85,9 +87,14 @@ def decode_result(serializer: str, payload: bytes) -> Any:
 
 
 def _encode_parameter(value: Any) -> Any:
-    """What msgspec cannot encode itself: an upstream run's handle names that run."""
+    """What msgspec cannot encode: a run handle, a pydantic-like model (duck-typed), a path."""
     if isinstance(value, FlowRunHandle):
         return {"upstream_flow_run_id": str(value.id)}
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return model_dump(mode="json")
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     raise NotImplementedError(f"Encoding objects of type {_type_name(value)} is unsupported")
 
 
@@ -97,7 +104,9 @@ _params_json = msgspec.json.Encoder(enc_hook=_encode_parameter)
 def encode_parameters(flow_name: str, parameters: dict[str, Any]) -> bytes:
     """Parameters as JSON; `ParameterEncodeError` naming the first one that cannot be encoded.
 
-    An upstream run's handle is stored as `{"upstream_flow_run_id": "<id>"}`.
+    An upstream run's handle is stored as `{"upstream_flow_run_id": "<id>"}`. A pydantic model
+    is stored as its `model_dump(mode="json")`, a path as its str: validating the stored value
+    against the parameter's hint gives the model or path back.
     """
     try:
         return _params_json.encode(parameters)

@@ -326,8 +326,8 @@ async def test_parameters_bind_by_position_keyword_and_default_in_signature_orde
         for h in (by_position, by_keyword):
             assert await h.result() == (1, "x", 2.5)
             assert list(h.flow_run.parameters.items()) == [("a", 1), ("b", "x"), ("c", 2.5)]
-        # Exact scalars pass as they are; others are still coerced (True is not an int here).
-        assert await (await rt.submit(three, True, "y", 1)).result() == (1, "y", 1.0)
+        # Exact scalars pass as they are; others are converted where lossless.
+        assert await (await rt.submit(three, "1", "y", 1)).result() == (1, "y", 1.0)
         h = await rt.submit(defaults, 1, 5, 6, 7, c=False)
         assert await h.result() == (1, 5, (6, 7), False)
         assert await (await rt.submit(defaults, 1)).result() == (1, 2, (), True)
