@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 
 from .loading import load_flow_from_entrypoint
+from .parameters import parameters_from_text
 from .runtime import Runtime
 
 __all__ = ["main"]
 
 
-def _parse_param(text: str) -> tuple[str, Any]:
+def _parse_param(text: str) -> tuple[str, str]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw  # a bare word is a string
-    return key, value
+    return key, raw  # read as JSON or text once the flow's type hints are known
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         type=_parse_param,
         metavar="KEY=VALUE",
-        help="a flow parameter (VALUE is JSON, or else a string); repeatable",
+        help="a flow parameter (VALUE is JSON, or else a string, validated against the "
+        "flow's type hints); repeatable",
     )
     run.add_argument(
         "--store",
@@ -51,10 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _run(entrypoint: str, params: dict[str, Any], store: str | None) -> int:
+async def _run(entrypoint: str, params: dict[str, str], store: str | None) -> int:
     flow = load_flow_from_entrypoint(entrypoint)
     async with Runtime() if store is None else Runtime(store=store) as rt:
-        handle = await rt.submit(flow, **params)
+        handle = await rt.submit(flow, **parameters_from_text(flow.fn, params))
         state = await handle.wait()
         states = await rt.read_states(handle.id)
     print(f"flow run {handle.flow_run.name!r} ({handle.id})")

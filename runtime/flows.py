@@ -42,24 +42,83 @@ def _hooks(value: Iterable[Hook] | None) -> tuple[Hook, ...]:
     return hooks
 
 
-def _delays(value: float | Sequence[float]) -> float | tuple[float, ...]:
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("retry_delay_seconds must not be negative")
-        return float(value)
-    delays = tuple(float(v) for v in value)
-    if any(d < 0 for d in delays):
-        raise ValueError("retry_delay_seconds must not be negative")
-    return delays
+def _bad(option: str, expected: str, value: object) -> TypeError:
+    return TypeError(f"flow option {option}= must be {expected}, got {value!r}")
 
 
-def _retries(value: int | None) -> int:
-    return 0 if value is None else int(value)
+def _seconds(option: str, value: object, expected: str = "a number of seconds") -> float:
+    """An int or float (not a bool, not a str), not negative, not NaN."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _bad(option, expected, value)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"flow option {option}= must not be negative, got {value!r}")
+    return float(value)
 
 
-def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+def _delays(value: object) -> float | tuple[float, ...]:
+    if value is None:
+        return 0.0
+    expected = "a number or a list of numbers"
+    if isinstance(value, list | tuple):
+        return tuple(_seconds("retry_delay_seconds", v, expected) for v in value)
+    return _seconds("retry_delay_seconds", value, expected)
+
+
+def _retries(value: object) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _bad("retries", "an int", value)
+    if value < 0:
+        raise ValueError(f"flow option retries= must not be negative, got {value!r}")
+    return value
+
+
+def _timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    seconds = _seconds("timeout_seconds", value)
+    return seconds or None  # as in Prefect: 0 means no timeout
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise _bad("tags", "a list of str", value)
+    tags = tuple(value)
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise _bad("tags", "a list of str", value)
+    return tags
+
+
+def _serializer(value: object) -> ResultSerializer:
+    if value is None:
+        return "json"
+    if value not in RESULT_SERIALIZERS:
+        choices = ", ".join(repr(s) for s in RESULT_SERIALIZERS)
+        raise ValueError(f"flow option result_serializer= must be one of {choices}, got {value!r}")
+    return value
+
+
+def _instance_of(expected: str, *types: type) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    """An attrs validator: the value is an instance of one of `types`."""
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, types):
+            raise _bad(attribute.name, expected, value)
+
+    return check
+
+
+def _run_name(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, str) and not callable(value):
+        raise _bad(attribute.name, "a str template or a callable", value)
+
+
+_optional_str = _instance_of("a str", str, type(None))
+_optional_bool = _instance_of("True, False or None", bool, type(None))
 
 
 _HOOK_FIELDS = {
@@ -77,20 +136,20 @@ class Flow(Generic[P, R]):
     """
 
     fn: Callable[P, R]
-    name: str = attrs.field(default=None)
-    version: str | None = None
-    flow_run_name: str | Callable[[], str] | None = None
+    name: str = attrs.field(default=None, validator=_optional_str)
+    version: str | None = attrs.field(default=None, validator=_optional_str)
+    flow_run_name: str | Callable[[], str] | None = attrs.field(default=None, validator=_run_name)
     retries: int = attrs.field(default=0, converter=_retries)
     retry_delay_seconds: float | tuple[float, ...] = attrs.field(default=0.0, converter=_delays)
-    timeout_seconds: float | None = attrs.field(default=None, validator=_non_negative)
-    validate_parameters: bool = True
-    persist_result: bool | None = None
-    result_serializer: ResultSerializer = attrs.field(
-        default="json", validator=attrs.validators.in_(RESULT_SERIALIZERS)
+    timeout_seconds: float | None = attrs.field(default=None, converter=_timeout)
+    validate_parameters: bool = attrs.field(
+        default=True, validator=_instance_of("True or False", bool)
     )
-    log_prints: bool | None = None
-    description: str | None = None
-    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    persist_result: bool | None = attrs.field(default=None, validator=_optional_bool)
+    result_serializer: ResultSerializer = attrs.field(default="json", converter=_serializer)
+    log_prints: bool | None = attrs.field(default=None, validator=_optional_bool)
+    description: str | None = attrs.field(default=None, validator=_optional_str)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
     on_running_hooks: tuple[Hook, ...] = attrs.field(
         default=(), converter=_hooks, alias="on_running"
     )
@@ -112,13 +171,9 @@ class Flow(Generic[P, R]):
     def __attrs_post_init__(self) -> None:
         if not callable(self.fn):
             raise TypeError(f"a flow needs a function, got {type(self.fn).__name__}")
-        if self.retries < 0:
-            raise ValueError("retries must not be negative")
         if self.name is None:
             fn_name = getattr(self.fn, "__name__", type(self.fn).__name__)
             self.name = "unknown-lambda" if fn_name == "<lambda>" else fn_name.replace("_", "-")
-        if not isinstance(self.name, str):
-            raise TypeError(f"a flow name must be a str, got {type(self.name).__name__}")
         bad = set(self.name) & set(_BAD_NAME_CHARACTERS)
         if bad:
             raise ValueError(f"flow name {self.name!r} contains forbidden characters: {bad}")
@@ -130,8 +185,6 @@ class Flow(Generic[P, R]):
             )
         if not self.description:
             self.description = inspect.getdoc(self.fn)
-        if self.timeout_seconds == 0:
-            self.timeout_seconds = None  # as in Prefect: 0 means no timeout
         fn: Any = self.fn
         self._kind = (
             inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn),

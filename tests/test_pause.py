@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import anyio
 import attrs
 import pytest
@@ -100,6 +102,40 @@ async def test_invalid_resume_input_fails_the_run_with_a_clear_error() -> None:
         await resume_flow_run(h.id, run_input="not a number")
         with pytest.raises(TypeError, match="not a valid int"):
             await h.result()
+
+
+@pytest.mark.parametrize("run_input", [3.5, True])
+async def test_a_lossy_resume_input_is_refused_as_a_parameter_would_be(run_input: object) -> None:
+    @flow
+    async def typed() -> int:
+        return await pause_flow_run(wait_for_input=int, timeout=30)
+
+    async with Runtime() as rt:
+        h = await rt.submit(typed)
+        await wait_until_paused(rt, h.id)
+        await resume_flow_run(h.id, run_input=run_input)
+        message = f"the resume input {run_input!r} is not a valid int"
+        with pytest.raises(TypeError, match=re.escape(message)):
+            await h.result()
+
+
+async def test_the_resume_input_is_converted_where_lossless_and_instances_kept() -> None:
+    @flow
+    async def approvals() -> tuple[int, Approval, Approval]:
+        n = await pause_flow_run(wait_for_input=int, timeout=30)
+        given = await pause_flow_run(wait_for_input=Approval, timeout=30)
+        as_dict = await pause_flow_run(wait_for_input=Approval, timeout=30)
+        return n, given, as_dict
+
+    approval = Approval("bo", 2)
+    async with Runtime() as rt:
+        h = await rt.submit(approvals)
+        with anyio.fail_after(30):  # a refused input ends the run: no pause to wait for then
+            for run_input in ("3", approval, {"who": "cy", "amount": "4"}):
+                await wait_until_paused(rt, h.id)
+                await resume_flow_run(h.id, run_input=run_input)
+        n, given, as_dict = await h.result()
+    assert (n, as_dict) == (3, Approval("cy", 4)) and given is approval
 
 
 async def test_the_run_timeout_does_not_count_the_paused_time() -> None:
