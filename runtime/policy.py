@@ -28,7 +28,6 @@ import enum
 import uuid
 from datetime import datetime, timedelta
 
-import attrs
 import msgspec
 
 from .models import FlowRun
@@ -53,8 +52,7 @@ class Status(enum.StrEnum):
     FENCED = "FENCED"  # the proposer no longer owns the run; nothing was written
 
 
-@attrs.frozen
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     """The policy's answer. When `run` is not None, the store writes it and appends `state`."""
 
     status: Status
@@ -81,10 +79,9 @@ def decide(
     `owner` is the proposer's owner id when it writes as the run's owner (fenced), None for
     writes made on no one's behalf (a canceller, recovery).
     """
-    at = at or now()
     current = run.state
     if current is None:
-        return _write(run, proposed, Status.ACCEPT, at)
+        return _write(run, proposed, Status.ACCEPT)
     if owner is not None and run.owner != owner:
         reason = "The run is no longer this owner's: another process recovered or took it over."
         return Decision(Status.FENCED, current, reason=reason)
@@ -93,7 +90,7 @@ def decide(
     if tid is not None and tid == current.details.transition_id:
         return Decision(Status.REJECT, current, reason="duplicate transition")
     if force:
-        return _write(run, proposed, Status.ACCEPT, at)
+        return _write(run, proposed, Status.ACCEPT)
 
     if current.is_final():
         reason = f"Run is already in terminal state {current.type.value}."
@@ -107,60 +104,63 @@ def decide(
             reason = f"A {current.type.value} run cannot become PENDING."
             return Decision(Status.ABORT, current, reason=reason)
     if proposed.is_paused():
-        return _pause(run, current, proposed, at)
+        return _pause(run, current, proposed)
     if current.is_paused():
         return _resume(run, current, proposed, at)
     if proposed.is_running() and current.type in (StateType.SCHEDULED, StateType.PENDING):
         when = current.details.scheduled_time
-        if current.is_scheduled() and when is not None and when > at:
-            return Decision(Status.WAIT, current, delay=(when - at).total_seconds())
+        if current.is_scheduled() and when is not None:
+            at = at or now()
+            if when > at:
+                return Decision(Status.WAIT, current, delay=(when - at).total_seconds())
     if proposed.is_failed() and current.is_running() and run.run_count <= run.retries:
         delay = run.retry_delay_for(run.run_count)
         retry = AwaitingRetry(
-            scheduled_time=at + timedelta(seconds=delay),
+            scheduled_time=(at or now()) + timedelta(seconds=delay),
             message=proposed.message,
             data=proposed.data,
         )
-        return _write(run, retry, Status.REJECT, at)
-    return _write(run, proposed, Status.ACCEPT, at)
+        return _write(run, retry, Status.REJECT)
+    return _write(run, proposed, Status.ACCEPT)
 
 
-def _pause(run: FlowRun, current: State, proposed: State, at: datetime) -> Decision:
+def _pause(run: FlowRun, current: State, proposed: State) -> Decision:
     if not current.is_running():
         reason = "Cannot pause flows that are not currently running."
         return Decision(Status.REJECT, current, reason=reason)
     key = proposed.details.pause_key
     if key is not None and key in run.pause_keys:
         return Decision(Status.REJECT, current, reason="This pause has already fired.")
-    decision = _write(run, proposed, Status.ACCEPT, at)
+    decision = _write(run, proposed, Status.ACCEPT)
     if key is not None and decision.run is not None:
         updated = msgspec.structs.replace(decision.run, pause_keys=(*run.pause_keys, key))
-        return attrs.evolve(decision, run=updated)
+        return msgspec.structs.replace(decision, run=updated)
     return decision
 
 
-def _resume(run: FlowRun, current: State, proposed: State, at: datetime) -> Decision:
+def _resume(run: FlowRun, current: State, proposed: State, at: datetime | None) -> Decision:
     if not (proposed.type in _RESUMABLE_TO or proposed.is_final()):
         reason = f"A paused run cannot become {proposed.type.value}."
         return Decision(Status.REJECT, current, reason=reason)
     deadline = current.details.pause_timeout
-    if deadline is not None and deadline < at and not proposed.is_final():
+    if deadline is not None and deadline < (at or now()) and not proposed.is_final():
         failed = Failed(message="The flow was paused and never resumed.")
-        return _write(run, failed, Status.REJECT, at)
+        return _write(run, failed, Status.REJECT)
     if proposed.is_running() and not current.details.pause_reschedule:
         # Resuming a pause continues the same attempt: it does not count as a new run. A
         # suspended run starts its function again, so that is a new attempt.
         run = msgspec.structs.replace(run, resuming=True)
-    return _write(run, proposed, Status.ACCEPT, at)
+    return _write(run, proposed, Status.ACCEPT)
 
 
-def _write(run: FlowRun, state: State, status: Status, at: datetime) -> Decision:
+def _write(run: FlowRun, state: State, status: Status) -> Decision:
     """Stamp `state` and derive the run's counters from it (Prefect's global transforms)."""
     previous = run.state
     ts = state.timestamp
     if previous is not None and ts <= previous.timestamp:
+        # Strictly increasing timestamps within a run's history.
         ts = previous.timestamp + timedelta(microseconds=1)
-    state = msgspec.structs.replace(state, timestamp=ts)
+        state = msgspec.structs.replace(state, timestamp=ts)
 
     run_count, start, end, resuming = run.run_count, run.start_time, run.end_time, run.resuming
     if state.is_running():

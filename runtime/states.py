@@ -59,8 +59,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-class StateDetails(msgspec.Struct, omit_defaults=True):
-    """Extra fields a state may carry (scheduling, pause bookkeeping, idempotency)."""
+class StateDetails(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Extra fields a state may carry (scheduling, pause bookkeeping, idempotency). Immutable:
+    most states carry none, and share one empty instance."""
 
     scheduled_time: datetime | None = None
     transition_id: uuid.UUID | None = None
@@ -70,6 +71,9 @@ class StateDetails(msgspec.Struct, omit_defaults=True):
     child_flow_run_id: uuid.UUID | None = None
 
 
+_NO_DETAILS = StateDetails()
+
+
 class State(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One state of a flow run. `data` is the result or exception, when there is one."""
 
@@ -77,7 +81,7 @@ class State(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     timestamp: datetime = msgspec.field(default_factory=now)
     message: str | None = None
-    details: StateDetails = msgspec.field(default_factory=StateDetails)
+    details: StateDetails = _NO_DETAILS
     data: Any = None
 
     def is_scheduled(self) -> bool:
@@ -123,8 +127,8 @@ def Scheduled(
     *, scheduled_time: datetime | None = None, name: str | None = None, **kw: Any
 ) -> State:
     """A run waiting for its scheduled time (defaults to now)."""
-    details = kw.pop("details", None) or StateDetails()
-    details.scheduled_time = scheduled_time or now()
+    details = kw.pop("details", None) or _NO_DETAILS
+    details = msgspec.structs.replace(details, scheduled_time=scheduled_time or now())
     return _state(StateType.SCHEDULED, "Scheduled", name, details=details, **kw)
 
 

@@ -148,8 +148,9 @@ def test_pause_key_fires_once() -> None:
 
 
 def test_resume_after_the_pause_timeout_fails_the_run() -> None:
-    expired = Paused(timeout_seconds=1)
-    expired.details.pause_timeout = now() - timedelta(seconds=1)
+    paused = Paused(timeout_seconds=1)
+    details = msgspec.structs.replace(paused.details, pause_timeout=now() - timedelta(seconds=1))
+    expired = msgspec.structs.replace(paused, details=details)
     decision = decide(run_in(expired), Running())
     assert decision.status is REJECT
     assert decision.state.is_failed()
