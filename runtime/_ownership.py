@@ -20,12 +20,19 @@ import attrs
 from anyio.abc import TaskGroup
 
 from .loading import load_flow_from_entrypoint
+from .states import Cancelled, Cancelling
 
 if TYPE_CHECKING:
     from .policy import Decision
     from .stores import Store
 
-__all__ = ["Ownership", "can_load", "release_ownership", "take_ownership"]
+__all__ = [
+    "Ownership",
+    "can_load",
+    "release_ownership",
+    "request_cancel",
+    "take_ownership",
+]
 
 logger = logging.getLogger("flowactor.runtime")
 
@@ -57,6 +64,11 @@ class Ownership:
     other processes may have recovered this owner's runs meanwhile: `on_lost(owned)` is called
     with the ids of the unfinished runs still this owner's, so that it stops the others (their
     writes would be refused anyway, but their code would go on until it next wrote).
+
+    Every `cancel_poll` seconds a third task asks the store for the cancel requests others
+    recorded against this owner's runs and hands them to `on_cancel(requests)`, which cancels
+    the runs it drives and returns those it does not drive (a suspended run, say): nobody else
+    will end them, so they are ended Cancelled here.
     """
 
     store: Store
@@ -65,6 +77,8 @@ class Ownership:
     interval: float
     bound: float
     on_lost: Callable[[set[uuid.UUID]], None] = lambda owned: None
+    cancel_poll: float = 1.0
+    on_cancel: Callable[[dict[uuid.UUID, str | None]], list[uuid.UUID]] = lambda asked: []
     _task_group: TaskGroup | None = attrs.field(default=None, init=False)
 
     async def __aenter__(self) -> None:
@@ -74,6 +88,7 @@ class Ownership:
         self._task_group = task_group
         task_group.start_soon(self._renew_forever, name="flowactor lease renewal")
         task_group.start_soon(self._sweep_forever, name="flowactor orphan sweep")
+        task_group.start_soon(self._watch_cancels_forever, name="flowactor cancel requests")
 
     async def __aexit__(
         self,
@@ -148,6 +163,52 @@ class Ownership:
                     self.store.url,
                     _describe(exc, self.bound),
                 )
+
+    async def _watch_cancels_forever(self) -> None:
+        """Act on cancel requests recorded by others, every `cancel_poll` seconds."""
+        while True:
+            await anyio.sleep(self.cancel_poll)
+            try:
+                with anyio.fail_after(self.bound):
+                    requests = await self.store.cancel_requests(self.owner_id)
+                    for run_id in self.on_cancel(requests) if requests else ():
+                        message = requests[run_id] or "Flow run was cancelled."
+                        await self.store.set_state(
+                            run_id, Cancelled(message=message), owner=self.owner_id
+                        )
+            except Exception as exc:
+                logger.warning(
+                    "Could not read the cancel requests on %s: %s",
+                    self.store.url,
+                    _describe(exc, self.bound),
+                )
+
+
+async def request_cancel(
+    store: Store, run_id: uuid.UUID, message: str, me: uuid.UUID | None
+) -> bool:
+    """Cancel a run this runtime (owner `me`) does not drive: record the request (Cancelling)
+    and let the run's owner end it, or end it here when nobody drives it.
+
+    Nobody drives the run when it has no owner, when its owner is `me` (a suspended run: its
+    actor has ended) or when its owner has stopped (then recovery ends it, Cancelled). True if
+    the run is Cancelled, or Cancelling with a live owner that will end it; False if it had
+    ended otherwise. Never waits for another process.
+    """
+    run = await store.read_flow_run(run_id)
+    if run.state is not None and run.state.is_final():
+        return run.state.is_cancelled()
+    decision = await store.set_state(run_id, Cancelling(message=message))
+    if not decision.state.is_cancelling():
+        return decision.state.is_cancelled()
+    owner = (decision.run or run).owner
+    if owner is not None and owner != me:
+        # Cancelled at once if its owner has stopped; otherwise that owner ends it.
+        await store.recover_orphans(None, full=True, only=[run_id])
+        state = (await store.read_flow_run(run_id)).state
+        return state is not None and (state.is_cancelling() or state.is_cancelled())
+    final = await store.set_state(run_id, Cancelled(message=message))
+    return final.state.is_cancelled()
 
 
 def _describe(exc: Exception, bound: float) -> str:

@@ -17,7 +17,7 @@ from actors import ActorSystem
 
 from ._defaults import default_store
 from ._host import CANCELLED_BY_ENVIRONMENT, Host
-from ._ownership import Ownership, release_ownership, take_ownership
+from ._ownership import Ownership, release_ownership, request_cancel, take_ownership
 from ._slots import Limit
 from ._start import start_run
 from ._threads import ThreadRunner
@@ -28,7 +28,7 @@ from .flows import Flow
 from .handle import FlowRunHandle
 from .models import FlowRun
 from .parameters import bind_parameters
-from .states import Cancelled, Cancelling, State, StateType
+from .states import State, StateType
 from .stores import Store, open_store
 
 __all__ = ["Runtime", "current_runtime"]
@@ -68,8 +68,9 @@ class Runtime:
     `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
     `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
     least three times per lease; when it lapses, or the process is gone, any Runtime on the
-    store recovers the runs). The store defaults to `$FLOWACTOR_STORE`, else
-    `$FLOWACTOR_HOME/runs.db`.
+    store recovers the runs), `cancel_poll_seconds` (how often the runtime looks for cancel
+    requests other processes recorded against its runs). The store defaults to
+    `$FLOWACTOR_STORE`, else `$FLOWACTOR_HOME/runs.db`.
     """
 
     store: Store = attrs.field(default=attrs.Factory(default_store), converter=open_store)
@@ -81,6 +82,7 @@ class Runtime:
     heartbeat_seconds: float = 10.0
     mailbox_size: int = 16
     lease_seconds: float = 30.0
+    cancel_poll_seconds: float = 1.0
 
     _host: Host | None = attrs.field(default=None, init=False)
     _stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False)
@@ -91,7 +93,8 @@ class Runtime:
             raise ValueError(f"concurrency_limit must be at least 1, got {self.concurrency_limit}")
         if self.thread_limit < 1:
             raise ValueError(f"thread_limit must be at least 1, got {self.thread_limit}")
-        for name in ("persist_timeout", "hook_timeout", "cancel_grace", "lease_seconds"):
+        positive = ("persist_timeout", "hook_timeout", "cancel_grace", "lease_seconds")
+        for name in (*positive, "cancel_poll_seconds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -216,6 +219,8 @@ class Runtime:
             interval,
             self.persist_timeout,
             on_lost=self._stop_disowned,
+            cancel_poll=self.cancel_poll_seconds,
+            on_cancel=self._cancel_requested,
         )
         # Entered before the actor system, so left after it: the lease stays renewed while
         # unfinished runs still write their final states.
@@ -230,6 +235,21 @@ class Runtime:
         message = "This process's lease had lapsed and another process recovered the run."
         for run_id in [run_id for run_id in host.runs if run_id not in owned]:
             host.tell(run_id, Crash(CrashedRun(message), message))
+
+    def _cancel_requested(self, requests: dict[uuid.UUID, str | None]) -> list[uuid.UUID]:
+        """Cancel requests others recorded: the runs driven here are cancelled as by `cancel`;
+        the ids of the others (nobody drives them) are returned, to be ended Cancelled."""
+        host = self._host
+        if host is None:
+            return []
+        undriven = []
+        for run_id, message in requests.items():
+            record = host.runs.get(run_id)
+            if record is None:
+                undriven.append(run_id)
+            elif not record.cancel_requested:
+                host.tell(run_id, Cancel(message or "Flow run was cancelled."))
+        return undriven
 
     async def shutdown(self, *, cancel: bool = False) -> None:
         """Stop accepting runs and wait for the unfinished ones (cancelling them if `cancel`).
@@ -303,20 +323,18 @@ class Runtime:
     ) -> bool:
         """Cancel a run; True if it ends Cancelled, False if it had already ended otherwise.
 
-        A run this runtime does not drive (another process's, say) is moved to Cancelling then
-        Cancelled in the store directly. Cancelling the caller leaves the cancel requested.
+        Whoever asks, the process driving the run ends it (Cancelling, its on_cancellation
+        hooks, its attempt stopped, then Cancelled). For a run this runtime drives, this waits
+        for that end. For a run another live process drives, it records the request
+        (Cancelling) and returns True at once: that process learns of it within about its
+        `cancel_poll_seconds` and ends the run Cancelled. A run nobody drives (no owner, a
+        suspended run, an owner that has stopped) is ended Cancelled here. Cancelling the
+        caller leaves the run alone (a request already recorded stands).
         """
         host = self.host
         record = host.runs.get(flow_run_id)
         if record is None:
-            run = await self.store.read_flow_run(flow_run_id)
-            if run.state is None or run.state.is_final():
-                return run.state is not None and run.state.is_cancelled()
-            first = await self.store.set_state(flow_run_id, Cancelling(message=message))
-            if not first.state.is_cancelling():
-                return first.state.is_cancelled()
-            second = await self.store.set_state(flow_run_id, Cancelled(message=message))
-            return second.state.is_cancelled()
+            return await request_cancel(self.store, flow_run_id, message, host.owner_id)
         host.tell(flow_run_id, Cancel(message))
         await record.wait_done()
         state = record.state

@@ -2,6 +2,10 @@
 
 - `park DB N [LEASE]`: start N async runs that park forever, print `RUNNING` once all N are
   Running, then wait to be killed (lease LEASE seconds, 1 by default).
+- `steps DB`: run a flow that prints `STEP n` every 20 ms until it is stopped (its
+  on_cancellation hook prints `HOOK`), after printing `RUN <id>`; once the run has ended,
+  print `END <state name>`, wait 0.3 s (a flow still going would print steps meanwhile), print
+  `EXIT` and exit.
 - `results DB`: run flows that persist results (json, msgpack, pickle) and print
   `name=run_id` lines, then exit normally.
 - `open DB`: print `READY`, read a start time (`time.time()`) from stdin, wait for it, then
@@ -73,6 +77,29 @@ async def _submit_range(rt: Runtime, numbers: range) -> None:
         await rt.submit(parked, i)
 
 
+def _hook(flow: object, flow_run: object, state: object) -> None:
+    print("HOOK", flush=True)
+
+
+@flow(on_cancellation=[_hook])
+async def steps() -> None:
+    n = 0
+    while True:
+        n += 1
+        print(f"STEP {n}", flush=True)
+        await anyio.sleep(0.02)
+
+
+async def run_steps(db: str) -> None:
+    async with Runtime(store=f"sqlite:///{db}") as rt:
+        h = await rt.submit(steps)
+        print(f"RUN {h.id}", flush=True)
+        state = await h.wait()
+        print(f"END {state.name}", flush=True)
+        await anyio.sleep(0.3)
+        print("EXIT", flush=True)
+
+
 async def results(db: str) -> None:
     async with Runtime(store=f"sqlite:///{db}") as rt:
         for f in (as_json, as_msgpack, as_pickle):
@@ -129,6 +156,8 @@ def main() -> None:
     if mode == "park":
         lease = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4][0].isdigit() else 1.0
         anyio.run(park, db, int(sys.argv[3]), lease, backend=backend)
+    elif mode == "steps":
+        anyio.run(run_steps, db, backend=backend)
     elif mode == "results":
         anyio.run(results, db, backend=backend)
     elif mode == "open":

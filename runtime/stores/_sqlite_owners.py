@@ -8,8 +8,10 @@ decision is checked again against what is committed.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -24,6 +26,7 @@ from ._sqlite_schema import UNFINISHED_SQL
 from ._sqlite_writer import Writer
 
 __all__ = [
+    "CancelWatch",
     "claim",
     "find_orphans",
     "read_owners",
@@ -56,14 +59,19 @@ def read_owners(conn: sqlite3.Connection) -> dict[uuid.UUID, Owner]:
 
 
 def find_orphans(
-    conn: sqlite3.Connection, at: float, full: bool, caller: uuid.UUID | None
+    conn: sqlite3.Connection,
+    at: float,
+    full: bool,
+    caller: uuid.UUID | None,
+    only: Iterable[uuid.UUID] | None = None,
 ) -> tuple[list[FlowRun], list[uuid.UUID]]:
     """(orphan candidates, stopped owners) as of `at`.
 
     The owners table is small (one row per live Runtime): which of them stopped is worked out
     here, then only their unfinished runs are read, through the index of unfinished runs.
     `full` also reads the unfinished runs whose owner has no record at all (a full scan of
-    that index: done when a Runtime opens, not by the periodic sweeps).
+    that index: done when a Runtime opens, not by the periodic sweeps). `only` limits it all to
+    those runs.
     """
     stopped = [
         owner_id
@@ -89,13 +97,63 @@ def find_orphans(
             f"{codec.SELECT_RUN} WHERE r.owner IN ({marks}) "
             f"AND r.state_type IN {UNFINISHED_SQL} ORDER BY r.num"
         )
-    runs = [codec.run_from_row(row) for row in conn.execute(sql, keys)]
+    params: list[str] = list(keys)
+    if only is not None:
+        wanted = [str(run_id) for run_id in only]
+        where = f"WHERE r.id IN ({', '.join('?' * len(wanted))}) AND "
+        sql = sql.replace("WHERE ", where, 1)
+        params = wanted + params
+    runs = [codec.run_from_row(row) for row in conn.execute(sql, params)]
     return [run for run in runs if is_orphan_candidate(run) and run.owner != caller], stopped
 
 
 def runs_owned_by(conn: sqlite3.Connection, owner_id: uuid.UUID) -> set[uuid.UUID]:
     sql = f"SELECT id FROM flow_runs WHERE owner = ? AND state_type IN {UNFINISHED_SQL}"
     return {uuid.UUID(row[0]) for row in conn.execute(sql, (str(owner_id),))}
+
+
+class CancelWatch:
+    """Answers `cancel_requests` from one read connection of its own, querying only when the
+    file has changed since it last did for that owner (`PRAGMA data_version`, which moves with
+    every commit made by another connection), so an idle store costs one pragma per poll."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        close: Callable[[sqlite3.Connection], None],
+    ) -> None:
+        self._connect = connect
+        self._close = close
+        self._lock = threading.Lock()  # polls come from worker threads; one at a time
+        self._conn: sqlite3.Connection | None = None
+        self._seen: dict[uuid.UUID, tuple[int, dict[uuid.UUID, str | None]]] = {}
+
+    def poll(self, owner_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+        """The runs of `owner_id` in Cancelling, with each request's message."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._connect()
+            version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            seen = self._seen.get(owner_id)
+            if seen is not None and seen[0] == version:
+                return dict(seen[1])
+            rows = conn.execute(
+                "SELECT id, state FROM flow_runs WHERE owner = ? AND state_type = 'CANCELLING'",
+                (str(owner_id),),
+            ).fetchall()
+            found = {uuid.UUID(i): codec.decode_state(blob, None, None).message for i, blob in rows}
+            if len(self._seen) >= 64:
+                self._seen.clear()  # owners that went away
+            self._seen[owner_id] = (version, found)
+            return dict(found)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._seen.clear()
+        if conn is not None:
+            self._close(conn)
 
 
 # -- writes (in the writer thread, inside its transaction) ----------------------------------

@@ -99,12 +99,18 @@ class Store(Protocol):
     async def runs_owned_by(self, owner_id: uuid.UUID) -> set[uuid.UUID]:
         """The ids of the unfinished runs whose owner is `owner_id` (cheap: an index)."""
 
+    async def cancel_requests(self, owner_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+        """The runs of `owner_id` someone asked to cancel (in Cancelling), with each request's
+        message: how an owner learns of requests recorded by other processes. Cheap enough to
+        poll every second (an index; SQLite asks only when the file has changed)."""
+
     async def recover_orphans(
         self,
         can_load: Callable[[str], bool] | None = None,
         *,
         full: bool = True,
         caller: uuid.UUID | None = None,
+        only: Iterable[uuid.UUID] | None = None,
     ) -> list[Decision]:
         """End the runs whose owner stopped, one decision each; forget the owners that stopped.
 
@@ -116,4 +122,5 @@ class Store(Protocol):
         sweep) looks only at the runs of owners on record, which is cheap when none stopped;
         `full=True` (when a Runtime opens) also finds runs whose owner has no record. `caller`
         is the sweeping owner itself: alive, whatever its lease says, so never recovered.
+        `only` looks at those runs alone (a canceller finishing a run whose owner is dead).
         """

@@ -42,6 +42,7 @@ class MemoryStore:
         self._runs: dict[uuid.UUID, FlowRun] = {}
         self._history: dict[uuid.UUID, list[State]] = {}
         self._owners: dict[uuid.UUID, Owner] = {}
+        self._cancelling: set[uuid.UUID] = set()  # runs set Cancelling (some may be past it)
         self._lock = threading.Lock()  # guards the dicts against writers on other threads
 
     async def open(self) -> None:
@@ -84,6 +85,8 @@ class MemoryStore:
             if decision.run is not None:
                 self._runs[run_id] = decision.run
                 self._history[run_id].append(decision.state)
+                if decision.state.is_cancelling():
+                    self._cancelling.add(run_id)
         return decision
 
     async def read_flow_run(self, run_id: uuid.UUID) -> FlowRun:
@@ -155,13 +158,26 @@ class MemoryStore:
             runs = list(self._runs.values())
         return {r.id for r in runs if r.owner == owner_id and r.state and not r.state.is_final()}
 
+    async def cancel_requests(self, owner_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+        found: dict[uuid.UUID, str | None] = {}
+        with self._lock:
+            for run_id in list(self._cancelling):
+                state = self._runs[run_id].state
+                if state is None or not state.is_cancelling():
+                    self._cancelling.discard(run_id)  # ended since
+                elif self._runs[run_id].owner == owner_id:
+                    found[run_id] = state.message
+        return found
+
     async def recover_orphans(
         self,
         can_load: Callable[[str], bool] | None = None,
         *,
         full: bool = True,
         caller: uuid.UUID | None = None,
+        only: Iterable[uuid.UUID] | None = None,
     ) -> list[Decision]:
+        wanted = None if only is None else set(only)
         decisions: list[Decision] = []
         at = time.time()
         with self._lock:
@@ -172,7 +188,8 @@ class MemoryStore:
             }
             if not stopped and not full:
                 return decisions  # the usual sweep: every owner alive, nothing to look at
-            for run in list(self._runs.values()):
+            runs = self._runs.values() if wanted is None else map(self._runs.get, wanted)
+            for run in [r for r in runs if r is not None]:
                 if not is_orphan_candidate(run):
                     continue
                 assert run.owner is not None

@@ -114,6 +114,9 @@ class SQLiteStore:
         self._loops: dict[int, _Loop] = {}
         self._readers: list[sqlite3.Connection] = []
         self._pooling = False  # read connections are kept while the store is open
+        self._cancel_watch = owners.CancelWatch(
+            lambda: connect_reader(self._config), lambda conn: close_connection(conn, self.path)
+        )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -224,14 +227,30 @@ class SQLiteStore:
     async def runs_owned_by(self, owner_id: uuid.UUID) -> set[uuid.UUID]:
         return await self._read(owners.runs_owned_by, owner_id)
 
+    async def cancel_requests(self, owner_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+        requests: dict[uuid.UUID, str | None] = await anyio.to_thread.run_sync(
+            self._cancel_requests_sync, owner_id
+        )
+        return requests
+
+    def _cancel_requests_sync(self, owner_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
+        self._check_files()
+        try:
+            return self._cancel_watch.poll(owner_id)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self._config) from exc
+
     async def recover_orphans(
         self,
         can_load: Callable[[str], bool] | None = None,
         *,
         full: bool = True,
         caller: uuid.UUID | None = None,
+        only: Iterable[uuid.UUID] | None = None,
     ) -> list[Decision]:
-        candidates, stopped = await self._read(owners.find_orphans, time.time(), full, caller)
+        only = None if only is None else list(only)
+        found = await self._read(owners.find_orphans, time.time(), full, caller, only)
+        candidates, stopped = found
         if not candidates and not stopped:
             return []
         entrypoints = {run.entrypoint for run in candidates if wants_retry(run)}
@@ -311,13 +330,17 @@ class SQLiteStore:
         limiter = self._loop().reads
         return await anyio.to_thread.run_sync(self._read_sync, fn, args, limiter=limiter)
 
-    def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _check_files(self) -> None:
+        """Before a read: the file is still the one open, and its -shm file writable."""
         writer = self._writer
         files = writer.files if writer is not None else None
         if files is not None:
-            files.check()  # the file is still the one open, and its -shm file writable
+            files.check()
         else:
             check_shm(self.path)  # a read may write to the -shm mapping: it must be writable
+
+    def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        self._check_files()
         with self._lock:
             pooled = self._pooling
             conn = self._readers.pop() if pooled and self._readers else None
@@ -346,6 +369,7 @@ class SQLiteStore:
             readers, self._readers = self._readers, []
         for conn in readers:
             close_connection(conn, self.path)
+        self._cancel_watch.close()
 
 
 class _Loop:
