@@ -229,7 +229,7 @@ class SQLiteStore:
 
     async def cancel_requests(self, owner_id: uuid.UUID) -> dict[uuid.UUID, str | None]:
         requests: dict[uuid.UUID, str | None] = await anyio.to_thread.run_sync(
-            self._cancel_requests_sync, owner_id
+            self._cancel_requests_sync, owner_id, limiter=self._loop().reads
         )
         return requests
 
