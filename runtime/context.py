@@ -9,6 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import msgspec
 
 from .errors import CancelledRun, FlowRunTimeoutError
 
@@ -42,9 +43,8 @@ class _Interrupt:
         return self.error is not None
 
 
-@attrs.frozen
-class RunContext:
-    """The flow run being executed, as seen from its own code."""
+class RunContext(msgspec.Struct, frozen=True, kw_only=True):
+    """The flow run being executed, as seen from its own code (made for every attempt)."""
 
     flow: Flow[..., Any]
     flow_run: FlowRun
@@ -52,8 +52,8 @@ class RunContext:
     runtime: Runtime
     log_prints: bool = False
     token: EventLoopToken | None = None  # the runtime's event loop, for calls from worker threads
-    loop_thread: int = attrs.field(factory=threading.get_ident)  # the thread running that loop
-    interrupt: _Interrupt = attrs.field(factory=_Interrupt)
+    loop_thread: int = msgspec.field(default_factory=threading.get_ident)  # that loop's thread
+    interrupt: _Interrupt = msgspec.field(default_factory=lambda: _Interrupt())
     engine: Any = None  # the run's actor (a BaseFlowRunEngine): pause and subflows tell it
     attempt: Any = None  # the attempt this code runs in (an Attempt): its pauses and subflows
 

@@ -11,7 +11,7 @@ user function runs as the actor's work (`_attempt`): in the actor's own task whe
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,7 +19,7 @@ import msgspec
 
 from actors import Actor
 
-from ._attempt import Attempt, invoke_async, invoke_sync, make_context
+from ._attempt import Attempt, invoke_async, invoke_sync, make_context, run_attempt
 from ._classify import crash_message
 from ._hooks import call_hook, hooks_for_state
 from ._seed import SeedSurface
@@ -90,7 +90,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         self.flow: Flow[..., Any] = record.flow
         self._attempts = 0
         self._attempt: Attempt | None = None  # the current (or last) attempt
-        self._waits = Waits()  # for upstreams, a place, a retry delay
+        self._waits: Waits | None = None  # for upstreams, a place, a retry delay
         self._resolved = False  # upstream runs have been waited for
         self._resumed: anyio.Event | None = None  # set when a paused run is resumed
         self._children: dict[str, RunRecord] = {}  # subflows of past attempts, by call number
@@ -102,7 +102,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         if parent is None or parent.engine is None or parent.engine.host is not host:
             self.log_prints = bool(self.flow.log_prints)
             self.persist_result = bool(self.flow.persist_result)
-            self._places = Places()
+            self._places = _NO_PLACES  # replaced when the run takes a place
         else:
             up: BaseFlowRunEngine = parent.engine
             self.log_prints = _inherit(self.flow.log_prints, up.log_prints)
@@ -190,7 +190,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         record = self.record
         if not self._resolved and (record.wait_for or has_upstreams(record.parameters)):
             # Waited for beside the mailbox, so that a cancel still gets through meanwhile.
-            self._waits.start(self, resolve, record.parameters, record.wait_for)
+            self._wait(resolve, record.parameters, record.wait_for)
             return
         if record.name_error is not None:
             error = record.name_error
@@ -209,7 +209,9 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
                 return
         limit = self.host.run_slots
         if limit is not None and self._places.run is None:
-            self._waits.start(self, acquire_place, self._places, limit)
+            if self._places is _NO_PLACES:
+                self._places = Places()
+            self._wait(acquire_place, self._places, limit)
             return
         await self._propose_running()
 
@@ -387,7 +389,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
     async def _propose_running(self) -> None:
         decision = await self.set_state(Running())
         if decision.status is Status.WAIT:
-            self._waits.start(self, sleep_then_retry, decision.delay)
+            self._wait(sleep_then_retry, decision.delay)
         elif decision.state.is_running():
             self.record.mark_began()
             self._start_attempt()
@@ -427,6 +429,12 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         self._resolved = True
         await self.begin_run()
 
+    def _wait(self, fn: Callable[..., Awaitable[Command]], *args: Any) -> None:
+        """Wait beside the mailbox (a cancel still gets through); `fn`'s answer comes next."""
+        if self._waits is None:
+            self._waits = Waits()
+        self._waits.start(self, fn, *args)
+
     def lent_thread_slot(self) -> Slot | None:
         """The place a blocked sync ancestor's thread lent this run's sync attempts, if any."""
         return self._places.lent_thread
@@ -438,14 +446,16 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         if previous is not None and previous.started:
             self._children.update(previous.started)
         attempt = self._attempt = Attempt(self._attempts, self._children)
-        self.start_work(self.call_flow_fn, attempt, cancel=attempt.scope.cancel)
+        # run_attempt itself, not call_flow_fn (its seed name): one frame less per live run.
+        self.start_work(run_attempt, self, attempt, cancel=attempt.scope.cancel)
 
     def stop_work(self, error: BaseException) -> None:
         """Stop every piece of this run's work; a sync thread sees `error` via check_cancelled."""
         attempt = self._attempt
         if attempt is not None and attempt.running:
             attempt.stop(error)
-        self._waits.cancel_all()
+        if self._waits is not None:
+            self._waits.cancel_all()
 
     async def _wait_attempt_ended(self) -> None:
         """After stopping the attempt, give it a bounded moment to unwind (finally blocks, its
@@ -519,6 +529,9 @@ class FlowRunEngine(BaseFlowRunEngine):
         self, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: Attempt
     ) -> Awaitable[Any]:
         return invoke_sync(self, args, kwargs, attempt)
+
+
+_NO_PLACES = Places()  # what a top-level run under no limit holds (shared, never changed)
 
 
 def _inherit(own: bool | None, parents: bool | None) -> bool:

@@ -139,23 +139,29 @@ def validate_parameters(fn: Callable[..., Any], parameters: dict[str, Any]) -> d
     """Parameters validated against `fn`'s type hints, converted where lossless.
 
     Raises `ParameterTypeError` naming every invalid parameter. Parameters without a hint (or
-    hinted `Any`, or with a hint that cannot be resolved) and defaults pass unchanged.
+    hinted `Any`, or with a hint that cannot be resolved) and defaults pass unchanged. When
+    nothing is converted, the same dict is returned (no copy per run).
     """
     shape = _shape(fn)
     checks = shape.checks
     if not checks:
-        return dict(parameters)
+        return parameters
     defaults = shape.defaults
-    validated = dict(parameters)  # then only converted values are written
+    validated = parameters  # copied at the first converted value
     problems: list[str] = []
     for name, value in parameters.items():
         check = checks.get(name)
         if check is None or type(value) in check.exact or value is defaults.get(name, _NO_DEFAULT):
             continue  # nothing to check, already of its exact type, or the default
         try:
-            validated[name] = check.validate(value)
+            converted = check.validate(value)
         except Exception as exc:
             problems.append(f"{name}: {describe(exc, value, check.hint)}")
+            continue
+        if converted is not value:
+            if validated is parameters:
+                validated = dict(parameters)
+            validated[name] = converted
     if problems:
         raise ParameterTypeError("Flow run received invalid parameters: " + "; ".join(problems))
     return validated
