@@ -30,7 +30,9 @@ def new_flow_run(
     run_id = uuid.uuid4()
     name, name_error = _run_name(flow, parameters, run_id)
     parent = current_run_context()
-    inherited = parent.flow_run.tags if parent is not None else ()
+    tags = flow.tags
+    if parent is not None and parent.flow_run.tags:
+        tags = tuple(dict.fromkeys((*tags, *parent.flow_run.tags)))
     run = FlowRun(
         id=run_id,
         name=name,
@@ -39,7 +41,7 @@ def new_flow_run(
         parameters=parameters,
         state=Pending(),
         parent_flow_run_id=parent.flow_run.id if parent is not None else None,
-        tags=tuple(dict.fromkeys((*flow.tags, *inherited))),
+        tags=tags,
         retries=flow.retries,
         retry_delay_seconds=flow.retry_delay_seconds,
         entrypoint=flow.entrypoint,

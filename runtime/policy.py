@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from .models import FlowRun
-from .states import AwaitingRetry, Failed, State, StateType, now
+from .states import FINAL_STATES, AwaitingRetry, Failed, State, StateType, now
 
 __all__ = ["Decision", "Status", "decide"]
 
@@ -82,7 +82,8 @@ def decide(
     current = run.state
     if current is None:
         return _write(run, proposed, Status.ACCEPT)
-    if owner is not None and run.owner != owner:
+    stored_owner = run.owner
+    if owner is not None and stored_owner is not owner and stored_owner != owner:
         reason = "The run is no longer this owner's: another process recovered or took it over."
         return Decision(Status.FENCED, current, reason=reason)
 
@@ -92,28 +93,30 @@ def decide(
     if force:
         return _write(run, proposed, Status.ACCEPT)
 
-    if current.is_final():
-        reason = f"Run is already in terminal state {current.type.value}."
-        status = Status.ABORT if proposed.type in _ABORT_ON_FINAL else Status.REJECT
+    # The types, compared directly: this runs for every write of every run.
+    ctype, ptype = current.type, proposed.type
+    if ctype in FINAL_STATES:
+        reason = f"Run is already in terminal state {ctype.value}."
+        status = Status.ABORT if ptype in _ABORT_ON_FINAL else Status.REJECT
         return Decision(status, current, reason=reason)
-    if current.is_cancelling() and not proposed.is_cancelled():
+    if ctype is StateType.CANCELLING and ptype is not StateType.CANCELLED:
         return Decision(Status.REJECT, current, reason="Cancelling may only become Cancelled.")
-    if proposed.is_pending() and current.type in _NO_PENDING_FROM:
-        renaming = current.is_pending() and proposed.name not in ("Pending", current.name)
+    if ptype is StateType.PENDING and ctype in _NO_PENDING_FROM:
+        renaming = ctype is StateType.PENDING and proposed.name not in ("Pending", current.name)
         if not renaming:
-            reason = f"A {current.type.value} run cannot become PENDING."
+            reason = f"A {ctype.value} run cannot become PENDING."
             return Decision(Status.ABORT, current, reason=reason)
-    if proposed.is_paused():
+    if ptype is StateType.PAUSED:
         return _pause(run, current, proposed)
-    if current.is_paused():
+    if ctype is StateType.PAUSED:
         return _resume(run, current, proposed, at)
-    if proposed.is_running() and current.type in (StateType.SCHEDULED, StateType.PENDING):
+    if ptype is StateType.RUNNING and ctype is StateType.SCHEDULED:
         when = current.details.scheduled_time
-        if current.is_scheduled() and when is not None:
+        if when is not None:
             at = at or now()
             if when > at:
                 return Decision(Status.WAIT, current, delay=(when - at).total_seconds())
-    if proposed.is_failed() and current.is_running() and run.run_count <= run.retries:
+    elif ptype is StateType.FAILED and ctype is StateType.RUNNING and run.run_count <= run.retries:
         delay = run.retry_delay_for(run.run_count)
         retry = AwaitingRetry(
             scheduled_time=(at or now()) + timedelta(seconds=delay),
@@ -163,17 +166,19 @@ def _write(run: FlowRun, state: State, status: Status) -> Decision:
         state = msgspec.structs.replace(state, timestamp=ts)
 
     run_count, start, end, resuming = run.run_count, run.start_time, run.end_time, run.resuming
-    if state.is_running():
+    stype = state.type
+    was_final = previous is not None and previous.type in FINAL_STATES
+    if stype is StateType.RUNNING:
         if not resuming:
             run_count += 1
         resuming = False
         start = start or ts
         end = None
-    elif state.is_final():
+    elif stype in FINAL_STATES:
         start = start or ts
-        end = end if previous is not None and previous.is_final() else ts
+        end = end if was_final else ts
         resuming = False
-    elif previous is not None and previous.is_final():
+    elif was_final:
         end = None  # a forced move out of a final state reopens the run
     updated = msgspec.structs.replace(
         run, state=state, run_count=run_count, start_time=start, end_time=end, resuming=resuming
