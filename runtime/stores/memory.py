@@ -1,4 +1,10 @@
-"""`memory://`: an in-process store for tests, benchmarks and ephemeral embedding."""
+"""`memory://`: an in-process store for tests, benchmarks and ephemeral embedding.
+
+It keeps what a durable store keeps, so that a test on memory reads what SQLite would give:
+parameters as JSON gives them back, a state's data only as a persisted result (decoded from its
+payload) or an error record (`StoredError`). The answers to writes keep the live values, as the
+SQLite store's do. Unlike a durable store, it also takes parameters JSON cannot hold, as they are.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 
-from ..errors import FlowRunNotFound
+from ..errors import FlowRunNotFound, ParameterEncodeError, StoredError
 from ..models import FlowRun, Owner
-from ..policy import Decision, decide
-from ..results import PersistedResult
+from ..policy import Decision, Status, decide
+from ..results import (
+    PersistedResult,
+    decode_parameters,
+    decode_result,
+    encode_parameters,
+    error_info,
+)
 from ..states import State, StateType
 from ._liveness import new_owner, stopped_because
 from ._recovery import is_orphan_candidate, recover, wants_retry
@@ -54,16 +67,17 @@ class MemoryStore:
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
         if run.state is None:
             raise ValueError("a new flow run needs its first state")
+        parameters = _kept_parameters(run)
         # The first state goes through the policy too, for its bookkeeping (start time, ...).
         decision = decide(msgspec.structs.replace(run, state=None), run.state)
         assert decision.run is not None
-        stored = decision.run
+        stored, state = _kept(decision.run, decision.state, None, parameters)
         with self._lock:
             if run.id in self._runs:
                 raise ValueError(f"flow run {run.id} already exists")
             self._runs[run.id] = stored
-            self._history[run.id] = [decision.state]
-        return stored
+            self._history[run.id] = [state]
+        return decision.run
 
     async def set_state(
         self,
@@ -74,17 +88,20 @@ class MemoryStore:
         stall_timeout: float | None = None,  # a write here never waits: nothing can stall
         owner: uuid.UUID | None = None,
     ) -> Decision:
-        if isinstance(state.data, PersistedResult):
-            # Memory keeps the live value: the encoded form matters only to durable stores.
-            state = msgspec.structs.replace(state, data=state.data.value)
+        result = None
+        if type(state.data) is PersistedResult:
+            # The answer carries the live value; what is kept is decoded from the payload.
+            result = state.data
+            state = msgspec.structs.replace(state, data=result.value)
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
                 raise FlowRunNotFound(run_id)
             decision = decide(run, state, force=force, owner=owner)
             if decision.run is not None:
-                self._runs[run_id] = decision.run
-                self._history[run_id].append(decision.state)
+                accepted = result if decision.status is Status.ACCEPT else None
+                self._runs[run_id], kept = _kept(decision.run, decision.state, accepted)
+                self._history[run_id].append(kept)
                 if decision.state.is_cancelling():
                     self._cancelling.add(run_id)
         return decision
@@ -209,6 +226,39 @@ class MemoryStore:
             for owner_id in stopped:
                 del self._owners[owner_id]  # its runs are recovered: it is gone for good
         return decisions
+
+
+def _kept_parameters(run: FlowRun) -> dict[str, Any]:
+    """The run's parameters as JSON gives them back; as they are if JSON cannot hold them (a
+    durable store refuses such a run: memory keeps it, for live objects in throwaway runs)."""
+    try:
+        return decode_parameters(encode_parameters(run.flow_name, run.parameters))
+    except ParameterEncodeError:
+        return dict(run.parameters)
+
+
+def _kept(
+    run: FlowRun,
+    state: State,
+    result: PersistedResult | None,
+    parameters: dict[str, Any] | None = None,
+) -> tuple[FlowRun, State]:
+    """`run` in `state`, and `state`, as a durable store keeps them (see the module's
+    docstring); `result` is the persisted result the state was accepted with."""
+    data = state.data
+    if result is not None:
+        kept: Any = decode_result(result.serializer, result.payload)
+    elif isinstance(data, BaseException):
+        kept = StoredError(*error_info(data))
+    else:
+        kept = None
+    if kept is not data:
+        state = msgspec.structs.replace(state, data=kept)
+    if parameters is not None:
+        return msgspec.structs.replace(run, state=state, parameters=parameters), state
+    if state is not run.state:
+        return msgspec.structs.replace(run, state=state), state
+    return run, state  # the common case (no data): nothing to copy
 
 
 def _loads(can_load: Callable[[str], bool], run: FlowRun) -> bool:
