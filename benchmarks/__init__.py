@@ -1,7 +1,8 @@
 """flowactor's benchmark harness: flowactor against the anyio floor and against Prefect.
 
-Run it as `python -m benchmarks [SCENARIO...]` (or `flowactor bench ...`); `--help` lists the
-options. The entry point is `benchmarks.cli.main`. Every measured round runs in a fresh
-subprocess (`benchmarks.isolate`), so this package stays import-light: measurement processes
-import only what their job needs.
+Run it as `python -m benchmarks [SCENARIO...]` (or `flowactor bench --suite ...` from a
+checkout); `--help` lists the options. The entry point is `benchmarks.cli.main`. The measuring
+core (every round in a fresh process, statistics, table, JSON, plot) is the installed
+`runtime.bench`; this package holds the project's own scenarios, built on it. Measurement
+processes import only what their job needs.
 """

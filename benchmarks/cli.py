@@ -1,4 +1,8 @@
-"""The command line: `python -m benchmarks [SCENARIO...] [options]` (also `flowactor bench`)."""
+"""The command line: `python -m benchmarks [SCENARIO...] [options]`, or `flowactor bench --suite`.
+
+The measuring core (rounds in fresh processes, statistics, table, JSON, plot) is the installed
+`runtime.bench`; this package holds the project's own scenarios on top of it.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import loops, report
-from .model import BACKENDS, STORES, Config, ScenarioResult
-from .plot import MissingExtra, write_plot
-from .progress import progress_display
+from runtime.bench import loops, report
+from runtime.bench.model import BACKENDS, STORES, ScenarioResult
+from runtime.bench.plot import MissingExtra, write_plot
+from runtime.bench.progress import progress_display
+from runtime.bench.session import Session
+from runtime.bench.stores import unavailable
+
+from .config import Config
 from .scenarios import SCENARIOS
-from .session import Session
-from .stores import unavailable
 
 __all__ = ["main", "parse_args"]
+
+_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the benchmarks package
 
 EPILOG = """\
 scenarios (default: all, in this order):
@@ -164,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     try:
         with progress_display(config.progress) as progress:
-            session = Session(config, progress)
+            session = Session(config, progress, pythonpath=[str(_ROOT)])
             for name in config.scenarios:
                 if name == "prefect" and config.smoke and "prefect" not in args.scenarios:
                     results.append(
@@ -191,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     report.print_table(results, warnings=warnings)
     document = report.build_document(
-        config,
+        {**config.as_json(), "method": report.METHOD},
         results,
         argv=list(sys.argv if argv is None else argv),
         started=started,

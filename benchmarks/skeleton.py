@@ -30,8 +30,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from runtime import Runtime, flow
-
-from .loops import run as run_on
+from runtime.bench.loops import run as run_on
 
 
 @flow

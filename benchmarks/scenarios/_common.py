@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..model import Figure, Round, Row, Target
-from ..session import Measured
+from runtime.bench.model import Figure, Round, Row, Target
+from runtime.bench.session import Measured
 
 __all__ = ["add_ratio", "check", "make_row"]
 

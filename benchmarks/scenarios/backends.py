@@ -6,9 +6,11 @@ line also says how far flowactor is from what that backend allows.
 
 from __future__ import annotations
 
-from .. import loops
-from ..model import BACKENDS, Figure, ScenarioResult
-from ..session import Session
+from runtime.bench import loops
+from runtime.bench.model import BACKENDS, Figure, ScenarioResult
+from runtime.bench.session import Session
+
+from ..config import Config
 from . import floor, throughput
 from ._common import add_ratio
 
@@ -27,7 +29,7 @@ FIGURES = (
 )
 
 
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Measure flowactor and the floor on every available backend."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="runs_per_s")

@@ -15,13 +15,14 @@ from typing import Any
 import anyio
 
 from runtime import FlowRunHandle, Runtime, StateType
+from runtime.bench import loops
+from runtime.bench.measure import CpuShare, Probe, percentile, timer
+from runtime.bench.model import Figure, ScenarioResult, Target
+from runtime.bench.session import Session
+from runtime.bench.stores import remove_sqlite, store_url
 
-from .. import loops
+from ..config import Config
 from ..flows import gate, parked_forever
-from ..measure import CpuShare, Probe, percentile, timer
-from ..model import Figure, ScenarioResult, Target
-from ..session import Session
-from ..stores import remove_sqlite, store_url
 from ._common import check, make_row
 
 __all__ = ["DESCRIPTION", "NAME", "cancel_job", "run"]
@@ -120,7 +121,7 @@ async def _cancel_main(params: dict[str, Any], probe: Probe) -> dict[str, Any]:
     }
 
 
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Cancel N parked runs at once on every selected store; check the 1 s target."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="total_ms")

@@ -20,11 +20,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .. import loops
-from ..measure import CpuShare, Probe, timer
-from ..model import Figure, Row, ScenarioResult, Target
-from ..session import Session
-from ..stores import remove_sqlite, sqlite_path, store_url
+from runtime.bench import loops
+from runtime.bench.measure import CpuShare, Probe, timer
+from runtime.bench.model import Figure, Row, ScenarioResult, Target
+from runtime.bench.session import Session
+from runtime.bench.stores import remove_sqlite, sqlite_path, store_url
+
+from ..config import Config
 from . import throughput
 from ._common import add_ratio, check, make_row
 
@@ -190,7 +192,7 @@ async def _floor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any]:
 
 
 # -- in the harness ---------------------------------------------------------------------------
-def measure_floor(session: Session, n: int, store: str, backend: str) -> Row:
+def measure_floor(session: Session[Config], n: int, store: str, backend: str) -> Row:
     """The floor's rounds for one case, with the flowactor / floor ratio of the same case."""
     config = session.config
     params = {"n": n, "store": store, "backend": backend, "warmup": config.warmup(n)}
@@ -206,7 +208,7 @@ def measure_floor(session: Session, n: int, store: str, backend: str) -> Row:
     return row
 
 
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Measure the floor at every size on every selected store; check the ratio target."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="ratio")

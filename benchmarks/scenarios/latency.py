@@ -10,13 +10,14 @@ import gc
 from typing import Any
 
 from runtime import Runtime, StateType
+from runtime.bench import loops
+from runtime.bench.measure import CpuShare, Probe, percentile, timer
+from runtime.bench.model import Figure, ScenarioResult, Target
+from runtime.bench.session import Session
+from runtime.bench.stores import remove_sqlite, store_url
 
-from .. import loops
+from ..config import Config
 from ..flows import trivial
-from ..measure import CpuShare, Probe, percentile, timer
-from ..model import Figure, ScenarioResult, Target
-from ..session import Session
-from ..stores import remove_sqlite, store_url
 from ._common import check, make_row
 
 __all__ = ["DESCRIPTION", "NAME", "latency_job", "run"]
@@ -84,7 +85,7 @@ async def _latency_main(params: dict[str, Any], probe: Probe) -> dict[str, Any]:
     }
 
 
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Time N sequential runs per round on every selected store; check p50."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="p50_us")

@@ -16,13 +16,14 @@ from typing import Any
 import anyio
 
 from runtime import Runtime, StateType
+from runtime.bench import loops
+from runtime.bench.measure import MB, Probe, current_rss, ru_maxrss, timer
+from runtime.bench.model import Figure, ScenarioResult, Target
+from runtime.bench.session import Session
+from runtime.bench.stores import remove_sqlite, sqlite_path, store_url
 
-from .. import loops
+from ..config import Config
 from ..flows import gate, parked
-from ..measure import MB, Probe, current_rss, ru_maxrss, timer
-from ..model import Figure, ScenarioResult, Target
-from ..session import Session
-from ..stores import remove_sqlite, sqlite_path, store_url
 from ._common import add_ratio, check, make_row
 from .floor import GroupCommit
 
@@ -175,7 +176,7 @@ async def _floor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any]:
 
 
 # -- in the harness ---------------------------------------------------------------------------
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Park N runs (flowactor) and N tasks (floor) in separate processes; compare per run."""
     config = session.config
     backend = config.backend

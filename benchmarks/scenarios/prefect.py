@@ -18,11 +18,13 @@ from typing import Any
 
 import anyio
 
-from .. import loops
-from ..measure import CpuShare, Probe, timer
-from ..model import Figure, ScenarioResult, Target
-from ..session import Session
-from ..stores import remove_sqlite, store_url
+from runtime.bench import loops
+from runtime.bench.measure import CpuShare, Probe, timer
+from runtime.bench.model import Figure, ScenarioResult, Target
+from runtime.bench.session import Session
+from runtime.bench.stores import remove_sqlite, store_url
+
+from ..config import Config
 from ._common import add_ratio, check, make_row
 
 __all__ = ["DESCRIPTION", "NAME", "flowactor_pair_job", "prefect_job", "run"]
@@ -209,7 +211,7 @@ async def _flowactor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any
 
 
 # -- in the harness ---------------------------------------------------------------------------
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Measure Prefect and flowactor on the same N, in separate processes; check the ratios."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="async_runs_per_s")

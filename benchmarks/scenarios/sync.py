@@ -7,8 +7,10 @@ flows are compared in `prefect`.
 
 from __future__ import annotations
 
-from ..model import ScenarioResult
-from ..session import Session
+from runtime.bench.model import ScenarioResult
+from runtime.bench.session import Session
+
+from ..config import Config
 from . import throughput
 
 __all__ = ["DESCRIPTION", "NAME", "run"]
@@ -18,7 +20,7 @@ DESCRIPTION = "N trivial sync flow runs at once, each in a worker thread"
 SIZES = (1_000, 10_000)
 
 
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Measure sync flows at every size on every selected store."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="runs_per_s")

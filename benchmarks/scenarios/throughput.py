@@ -18,13 +18,14 @@ from typing import Any
 import anyio
 
 from runtime import Flow, FlowRunHandle, Runtime, StateType
+from runtime.bench import loops
+from runtime.bench.measure import CpuShare, Probe, timer
+from runtime.bench.model import Figure, Row, ScenarioResult, Target
+from runtime.bench.session import Session
+from runtime.bench.stores import remove_sqlite, store_url
 
-from .. import loops
+from ..config import Config
 from ..flows import trivial, trivial_sync
-from ..measure import CpuShare, Probe, timer
-from ..model import Figure, Row, ScenarioResult, Target
-from ..session import Session
-from ..stores import remove_sqlite, store_url
 from ._common import check, make_row
 
 __all__ = ["DESCRIPTION", "FIGURES", "NAME", "flowactor_job", "measure_flowactor", "run"]
@@ -132,7 +133,7 @@ async def _flowactor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any
 
 # -- in the harness ---------------------------------------------------------------------------
 def measure_flowactor(
-    session: Session, n: int, store: str, backend: str, flow: str = "async"
+    session: Session[Config], n: int, store: str, backend: str, flow: str = "async"
 ) -> Row:
     """flowactor's throughput rounds for one case (shared between scenarios)."""
     config = session.config
@@ -149,7 +150,7 @@ def measure_flowactor(
     return make_row(NAME, f"{who} · {store} · {backend}", params, measured, FIGURES)
 
 
-def run(session: Session) -> ScenarioResult:
+def run(session: Session[Config]) -> ScenarioResult:
     """Measure every size on every selected store, and check the targets at N=10,000."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="runs_per_s")

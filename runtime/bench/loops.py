@@ -25,7 +25,7 @@ def available(backend: str) -> str | None:
     if backend not in BACKENDS:
         return f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})"
     if importlib.util.find_spec(_MODULE[backend]) is None:
-        return f"{_MODULE[backend]} is not installed"
+        return f"{_MODULE[backend]} is not installed (pip install {_MODULE[backend]})"
     return None
 
 

@@ -1,4 +1,4 @@
-"""The harness's data: its configuration, per-round figures, summaries, targets and results."""
+"""The harness's data: per-round figures, their summaries, targets and results."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
     "BACKENDS",
     "STORES",
-    "Config",
     "Figure",
     "Row",
     "ScenarioResult",
@@ -26,36 +24,6 @@ STORES = ("memory", "sqlite")
 
 Round = dict[str, Any]
 """What one measurement process reports: metric name -> value, plus `ok` and `expected`."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything the command line decided."""
-
-    scenarios: tuple[str, ...]
-    runs: int | None = None  # one N for every sized scenario, instead of its defaults
-    rounds: int = 3
-    stores: tuple[str, ...] = ("memory",)
-    backend: str = "asyncio"
-    smoke: bool = False
-    isolate: bool = True  # each round in a fresh subprocess
-    progress: bool = True
-    prefect_runs: int = 10
-    submitters: int = 64  # tasks sharing the submits in throughput-shaped scenarios
-    timeout: float = 900.0  # seconds one measurement process may take
-    stall: float = 120.0  # seconds a measurement process may go without progress
-    workdir: Path = Path(".")  # scratch space (SQLite files); made and removed by the CLI
-    profile_dir: Path | None = None  # cProfile each measurement process into this folder
-
-    def sizes(self, defaults: Sequence[int], smoke: Sequence[int] = (200,)) -> tuple[int, ...]:
-        """The N a sized scenario runs: `--runs`, else the smoke sizes, else its defaults."""
-        if self.runs is not None:
-            return (self.runs,)
-        return tuple(smoke if self.smoke else defaults)
-
-    def warmup(self, n: int) -> int:
-        """How many runs warm a process up before it is measured (excluded from figures)."""
-        return min(n, 20 if self.smoke else 1000)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,12 +49,17 @@ class Summary:
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """How a metric is shown in the table: its key in a round, label, unit and format."""
+    """How a metric is shown in the table: its key in a round, label, unit and format.
+
+    A `total` figure (a count of runs, say) is shown as its sum over the rounds rather than
+    its median, so that what happened in one round only stays visible.
+    """
 
     key: str
     label: str
     unit: str = ""
     fmt: str = ",.0f"
+    total: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +133,11 @@ class Row:
     def summary(self, key: str) -> Summary:
         return Summary.of([r[key] for r in self.rounds if isinstance(r.get(key), int | float)])
 
+    def total(self, key: str) -> float:
+        """The sum of `key` over the rounds that reported it (0 when none did)."""
+        values: list[float] = [r[key] for r in self.rounds if isinstance(r.get(key), int | float)]
+        return sum(values)  # an int when the values are (counts stay whole in the JSON)
+
     def check(self, target: Target, note: str = "") -> Verdict:
         """Check `target` on this row's median; an incomplete row always fails."""
         value = self.summary(target.key).median
@@ -184,6 +162,7 @@ class Row:
             "completed": self.completed,
             "figures": [dataclasses.asdict(f) for f in self.figures],
             "summary": {k: self.summary(k).as_json() for k in keys},
+            "totals": {f.key: self.total(f.key) for f in self.figures if f.total},
             "rounds": self.rounds,
             "targets": [v.as_json() for v in self.verdicts],
             "errors": self.errors,
@@ -200,6 +179,7 @@ class ScenarioResult:
     skipped: str | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     chart: str | None = None  # the metric `--plot` charts (default: each row's first figure)
+    charts: tuple[str, ...] = ()  # several metrics, one panel each (instead of `chart`)
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -212,5 +192,6 @@ class ScenarioResult:
             "skipped": self.skipped,
             "notes": self.notes,
             "chart": self.chart,
+            "charts": list(self.charts),
             "rows": [row.as_json() for row in self.rows],
         }

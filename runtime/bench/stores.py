@@ -7,8 +7,11 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
-__all__ = ["remove_sqlite", "sqlite_path", "store_url", "unavailable"]
+__all__ = ["fresh_url", "remove_sqlite", "sqlite_path", "store_url", "unavailable"]
+
+_SQLITE = "sqlite:///"
 
 
 def store_url(kind: str, workdir: str, tag: str) -> str:
@@ -20,10 +23,33 @@ def store_url(kind: str, workdir: str, tag: str) -> str:
     raise ValueError(f"unknown store kind {kind!r}")
 
 
+def fresh_url(store: str, workdir: str, tag: str, *, reuse: bool = False) -> str:
+    """The URL one measurement uses for `store`: "memory", "sqlite" or a store URL.
+
+    "sqlite" is a new file in `workdir`; a `sqlite:///dir/name.db?options` URL becomes a new
+    file beside it, `dir/name-TAG-RANDOM.db` with the same options, unless `reuse` (then the
+    file itself, which keeps every run measured in it). Other URLs are used as they are.
+    """
+    if store in ("memory", "memory://"):
+        return "memory://"
+    if store == "sqlite":
+        return store_url("sqlite", workdir, tag)
+    if not store.startswith(_SQLITE) or reuse:
+        return store
+    rest, sep, query = store[len(_SQLITE) :].partition("?")
+    folder, slash, name = rest.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, "db"
+    fresh = f"{stem}-{tag}-{uuid.uuid4().hex[:12]}.{suffix}"
+    return f"{_SQLITE}{folder}{slash}{fresh}{sep}{query}"
+
+
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a `sqlite:///path` URL; None for other URLs."""
-    prefix = "sqlite:///"
-    return Path(url[len(prefix) :]) if url.startswith(prefix) else None
+    """The database file of a `sqlite:///path[?options]` URL; None for other URLs."""
+    if not url.startswith(_SQLITE):
+        return None
+    return Path(unquote(url[len(_SQLITE) :].partition("?")[0]))
 
 
 def remove_sqlite(url: str) -> None:

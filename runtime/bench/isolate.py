@@ -1,9 +1,12 @@
 """Process isolation: each measured round runs in a fresh Python process.
 
-The parent starts `python -m benchmarks.isolate JOB` and reads JSON lines from its stdout:
-progress reports while it runs, then its result (or the error that ended it). A job is a
-function `job(params, probe) -> dict` named as `module:function`. With `isolate=False` the job
-runs in this process instead (for debugging and fast tests; RSS figures then mean little).
+The parent starts `python -P -m runtime.bench.isolate JOB` and reads JSON lines from its
+stdout: progress reports while it runs, then its result (or the error that ended it). A job is
+a function `job(params, probe) -> dict` named as `module:function`, importable in the child:
+the child's import path is the parent's `sys.path` (after any `pythonpath` given), so it
+imports the same flowactor and the same user modules as the parent, whatever its working
+directory holds. With `isolate=False` the job runs in this process instead (for debugging and
+fast tests; RSS figures then mean little).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,7 +33,6 @@ from .measure import Probe
 __all__ = ["JobFailed", "idle_job", "run_job"]
 
 _MARK = "@@bench "
-_ROOT = Path(__file__).resolve().parent.parent  # the folder holding the benchmarks package
 
 Job = Callable[[dict[str, Any], Probe], dict[str, Any]]
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -66,11 +68,13 @@ def run_job(
     stall: float | None = None,
     profile: Path | None = None,
     on_progress: ProgressFn | None = None,
+    pythonpath: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run job `name` with `params` and return what it reports; `JobFailed` if it cannot.
 
     A measurement process is killed after `timeout` seconds, or once its progress report has
     not changed for `stall` seconds (a run that never ends would otherwise hang the harness).
+    `pythonpath`: folders the child imports from first (the job's own package, say).
     """
     prof = str(profile) if profile is not None else None
     if not isolate:
@@ -80,13 +84,14 @@ def run_job(
             raise JobFailed(f"{name}: {type(exc).__name__}: {exc}") from exc
     spec = json.dumps({"job": name, "params": params, "profile": prof})
     child_env = dict(os.environ)
-    path = child_env.get("PYTHONPATH", "")
-    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), path) if p)
-    argv = [sys.executable, "-m", "benchmarks.isolate", spec]
+    child_env["PYTHONPATH"] = os.pathsep.join(_import_path(pythonpath))
+    # -P: the working directory does not go first on the child's path (a folder there named
+    # like a package must not shadow the flowactor this process runs).
+    argv = [sys.executable, "-P", "-m", "runtime.bench.isolate", spec]
     with (
         tempfile.TemporaryFile("w+") as errors,
         subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=errors, env=child_env, text=True, cwd=_ROOT
+            argv, stdout=subprocess.PIPE, stderr=errors, env=child_env, text=True
         ) as proc,
     ):
         assert proc.stdout is not None
@@ -107,6 +112,12 @@ def run_job(
         return value
     detail = result.get("error") or tail or f"exit status {proc.returncode}"
     raise JobFailed(f"{name} failed (exit status {proc.returncode}):\n{detail}".rstrip())
+
+
+def _import_path(first: Sequence[str]) -> list[str]:
+    """`first`, then this process's own import path (absolute, without repeats)."""
+    entries = [os.path.abspath(p) for p in (*first, *sys.path)]
+    return list(dict.fromkeys(entries))
 
 
 def _read(

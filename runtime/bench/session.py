@@ -1,32 +1,58 @@
 """One harness invocation: runs measurement rounds (each in a fresh process), with progress.
 
-Rounds of the same job and parameters are measured once per invocation and shared, so the
-floor scenario's flowactor/floor ratio reuses the throughput scenario's flowactor rounds.
+Rounds of the same job and parameters are measured once per invocation and shared, so that
+(in the project's harness) the floor scenario's flowactor/floor ratio reuses the throughput
+scenario's flowactor rounds.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from .isolate import JobFailed, run_job
-from .model import Config, Round
+from .model import Round
 from .progress import Progress
 
-__all__ = ["Measured", "Session"]
+__all__ = ["Measured", "Session", "SessionConfig"]
 
 Measured = tuple[list[Round], list[str]]
 """The rounds that ran, and the errors of those that did not."""
 
 
-class Session:
-    """Config, progress display and the cache of measured rounds of one invocation."""
+class SessionConfig(Protocol):
+    """What a session needs of a configuration (which may hold more, for its scenarios)."""
 
-    def __init__(self, config: Config, progress: Progress) -> None:
+    @property
+    def rounds(self) -> int: ...  # measured rounds per case
+    @property
+    def isolate(self) -> bool: ...  # each round in a fresh process
+    @property
+    def timeout(self) -> float: ...  # seconds one measurement process may take
+    @property
+    def stall(self) -> float | None: ...  # seconds it may go without progress (None: any)
+    @property
+    def workdir(self) -> Path: ...  # scratch space, passed to every job as `workdir`
+    @property
+    def profile_dir(self) -> Path | None: ...  # cProfile each round into this folder
+
+
+C = TypeVar("C", bound=SessionConfig)
+
+
+class Session(Generic[C]):
+    """Config, progress display and the cache of measured rounds of one invocation.
+
+    `pythonpath`: folders the measurement processes import jobs from first.
+    """
+
+    def __init__(self, config: C, progress: Progress, pythonpath: Sequence[str] = ()) -> None:
         self.config = config
         self.progress = progress
+        self.pythonpath = tuple(pythonpath)
         self._cache: dict[tuple[str, str], Measured] = {}
 
     def measure(
@@ -68,6 +94,7 @@ class Session:
                     stall=config.stall,
                     profile=self._profile_path(label, index),
                     on_progress=on_progress,
+                    pythonpath=self.pythonpath,
                 )
             except JobFailed as exc:
                 errors.append(str(exc))

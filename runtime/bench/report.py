@@ -1,11 +1,10 @@
-"""Reporting: the results table (rich if importable, else plain text) and the JSON document."""
+"""Reporting: the results table (rich on a terminal, else plain text) and the JSON document."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import hashlib
-import importlib
 import importlib.metadata
 import json
 import math
@@ -18,11 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .model import Config, Figure, Row, ScenarioResult, Verdict
+from .model import Figure, Row, ScenarioResult, Verdict
 
 __all__ = [
+    "METHOD",
+    "SCHEMA",
     "build_document",
     "format_value",
+    "machine",
     "print_table",
     "source_fingerprint",
     "table_lines",
@@ -31,6 +33,11 @@ __all__ = [
 ]
 
 SCHEMA = "flowactor-bench/1"
+METHOD = (
+    "each round in a fresh process that warms up first (excluded); "
+    "median and min-max over rounds; peak RSS = max(ru_maxrss, 50 ms samples)"
+)
+_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the runtime package
 _PACKAGES = (
     "flowactor",
     "anyio",
@@ -106,7 +113,7 @@ def versions() -> dict[str, str | None]:
 
 def source_fingerprint() -> str:
     """A hash of flowactor's source (actors/ and runtime/): did it change during the run?"""
-    root = Path(__file__).resolve().parent.parent
+    root = _ROOT
     digest = hashlib.sha256()
     for package in ("actors", "runtime"):
         for path in sorted((root / package).rglob("*.py")):
@@ -117,7 +124,10 @@ def source_fingerprint() -> str:
 
 
 def _git() -> tuple[str | None, str | None]:
-    root = Path(__file__).resolve().parent.parent
+    """The commit of flowactor's source, and whether it has changes: for a checkout only."""
+    root = _ROOT
+    if not (root / ".git").exists():  # an installed package: no commit to speak of
+        return None, None
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
@@ -144,7 +154,7 @@ def _clean(value: Any) -> Any:
 
 
 def build_document(
-    config: Config,
+    parameters: dict[str, Any],
     results: Sequence[ScenarioResult],
     *,
     argv: Sequence[str],
@@ -154,6 +164,7 @@ def build_document(
 ) -> dict[str, Any]:
     """Everything about this run: machine, versions, parameters and every figure.
 
+    `parameters`: what the run was asked to do (after `argv`, under "parameters").
     `source` holds the versions taken when the run started and the source fingerprint at its
     start and end (flowactor's source may be edited while a long run goes on).
     """
@@ -166,22 +177,7 @@ def build_document(
             "machine": machine(),
             "versions": source["versions"],
             "source": {k: v for k, v in source.items() if k != "versions"},
-            "parameters": {
-                "argv": list(argv),
-                "scenarios": list(config.scenarios),
-                "runs": config.runs,
-                "rounds": config.rounds,
-                "stores": list(config.stores),
-                "backend": config.backend,
-                "smoke": config.smoke,
-                "isolated_processes": config.isolate,
-                "prefect_runs": config.prefect_runs,
-                "submitters": config.submitters,
-                "method": (
-                    "each round in a fresh process that warms up first (excluded); "
-                    "median and min-max over rounds; peak RSS = max(ru_maxrss, 50 ms samples)"
-                ),
-            },
+            "parameters": {"argv": list(argv), **parameters},
             "targets": {
                 "passed": sum(v.passed for v in verdicts),
                 "failed": sum(not v.passed for v in verdicts),
@@ -222,9 +218,10 @@ def _cells(result: ScenarioResult) -> list[tuple[str, ...]]:
                 continue
             verdict = _verdict_for(row, figure)
             unit = figure.unit if figure.unit in ("", "x") else f" {figure.unit}"
+            shown_value = row.total(figure.key) if figure.total else summary.median
             spread = (
                 f"{format_value(summary.min, figure.fmt)}-{format_value(summary.max, figure.fmt)}"
-                if len(summary.values) > 1
+                if len(summary.values) > 1 and not figure.total
                 else ""
             )
             target = verdict.target.text if verdict else ""
@@ -237,7 +234,7 @@ def _cells(result: ScenarioResult) -> list[tuple[str, ...]]:
                     case if shown == 0 else "",
                     n if shown == 0 else "",
                     figure.label,
-                    format_value(summary.median, figure.fmt) + unit,
+                    format_value(shown_value, figure.fmt) + unit,
                     spread,
                     target,
                     word,
@@ -303,13 +300,11 @@ def print_table(
     out: TextIO | None = None,
     warnings: Sequence[str] = (),
 ) -> None:
-    """Print the table (rich if importable and on a terminal, else plain) and the footer."""
+    """Print the table (rich's on a terminal, else plain text) and the footer."""
     out = sys.stdout if out is None else out
-    printed = False
     if out is sys.stdout and out.isatty():
-        with contextlib.suppress(ImportError):
-            printed = _rich_table(results)
-    if not printed:
+        _rich_table(results)
+    else:
         for line in table_lines(results):
             print(line, file=out)
     print(file=out)
@@ -318,11 +313,11 @@ def print_table(
     out.flush()
 
 
-def _rich_table(results: Sequence[ScenarioResult]) -> bool:
-    # rich is an optional extra: imported by name, so nothing needs its stubs.
-    Console = importlib.import_module("rich.console").Console
-    escape = importlib.import_module("rich.markup").escape
-    Table = importlib.import_module("rich.table").Table
+def _rich_table(results: Sequence[ScenarioResult]) -> None:
+    # Imported here: measurement processes import this package but never draw.
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
 
     table = Table(show_lines=False, header_style="bold")
     for i, header in enumerate(_HEADER):
@@ -340,4 +335,3 @@ def _rich_table(results: Sequence[ScenarioResult]) -> bool:
             plain = [escape(c) for c in line[:7]]
             table.add_row(*plain, styled, end_section=i == len(cells) - 1)
     Console().print(table)
-    return True

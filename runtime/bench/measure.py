@@ -26,6 +26,7 @@ __all__ = [
     "current_rss",
     "peak_rss",
     "percentile",
+    "reset_peak_rss",
     "ru_maxrss",
     "timer",
 ]
@@ -79,6 +80,20 @@ def peak_rss() -> int:
     except (OSError, ValueError, IndexError):
         pass
     return ru_maxrss()
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's kernel high-water mark (VmHWM) to its current RSS, where Linux can.
+
+    So that a peak measured after a warm-up is the measured part's own. False where the
+    mark cannot be reset (then `peak_rss` may still hold an earlier, higher peak).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
 
 
 class RssSampler:

@@ -1,14 +1,19 @@
-"""Progress bars on stderr: rich's when it is installed, else a plain one-line fallback."""
+"""Progress bars on stderr: rich's on a terminal, else one plain line per case (a log file).
+
+rich is imported only when bars are drawn, so measurement processes stay import-light.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import rich.progress
 
 __all__ = ["Bar", "Progress", "progress_display"]
 
@@ -39,7 +44,7 @@ class _Silent:
 
 
 class _RichBar:
-    def __init__(self, progress: Any, label: str, total: int) -> None:
+    def __init__(self, progress: rich.progress.Progress, label: str, total: int) -> None:
         self._progress = progress
         self._label = label
         self._task = progress.add_task(label, total=max(total, 1))
@@ -55,7 +60,7 @@ class _RichBar:
 
 
 class _RichProgress:
-    def __init__(self, progress: Any) -> None:
+    def __init__(self, progress: rich.progress.Progress) -> None:
         self._progress = progress
 
     def bar(self, label: str, total: int) -> Bar:
@@ -63,19 +68,17 @@ class _RichProgress:
 
 
 class _PlainBar:
-    """`label [#####.....] 45% 45,000/100,000 note` on one line of stderr."""
+    """For a log file: `label ...` when a case starts, `label [#####...] 100% N/N 1.2s note` when
+    it ends."""
 
     WIDTH = 24
 
-    def __init__(self, label: str, total: int, tty: bool) -> None:
+    def __init__(self, label: str, total: int) -> None:
         self._label = label
         self._total = max(total, 1)
-        self._tty = tty
         self._lock = threading.Lock()
-        self._last = 0.0
         self._started = time.monotonic()
-        if not tty:
-            print(f"{label} ...", file=sys.stderr, flush=True)
+        print(f"{label} ...", file=sys.stderr, flush=True)
 
     def _line(self, completed: int, note: str) -> str:
         share = min(max(completed / self._total, 0.0), 1.0)
@@ -91,53 +94,43 @@ class _PlainBar:
         with self._lock:
             if total is not None:
                 self._total = max(total, 1)
-            now = time.monotonic()
-            if not self._tty or now - self._last < 0.1:
-                return
-            self._last = now
-            sys.stderr.write("\r\x1b[2K" + self._line(completed, note))
-            sys.stderr.flush()
 
     def finish(self, note: str = "") -> None:
         with self._lock:
-            line = self._line(self._total, note)
-            if self._tty:
-                sys.stderr.write("\r\x1b[2K" + line + "\n")
-            else:
-                sys.stderr.write(line + "\n")
+            sys.stderr.write(self._line(self._total, note) + "\n")
             sys.stderr.flush()
 
 
 class _PlainProgress:
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-
     def bar(self, label: str, total: int) -> Bar:
-        return _PlainBar(label, total, self._tty)
+        return _PlainBar(label, total)
 
 
 @contextlib.contextmanager
 def progress_display(enabled: bool = True) -> Iterator[Progress]:
-    """A progress display for the duration of the block (rich if importable, on a terminal)."""
+    """A progress display for the duration of the block (rich's bars on a terminal)."""
     if not enabled:
         yield _Silent()
         return
     if not sys.stderr.isatty():  # a log file: one line when each case starts and ends
         yield _PlainProgress()
         return
-    try:  # rich is an optional extra: imported by name, so nothing needs its stubs
-        console = importlib.import_module("rich.console")
-        rich = importlib.import_module("rich.progress")
-    except ImportError:
-        yield _PlainProgress()
-        return
-    columns = (
-        rich.TextColumn("{task.description}"),
-        rich.BarColumn(),
-        rich.TaskProgressColumn(),
-        rich.MofNCompleteColumn(),
-        rich.TimeElapsedColumn(),
+    from rich.console import Console  # here: measurement processes never draw
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
     )
-    stderr = console.Console(stderr=True)
-    with rich.Progress(*columns, console=stderr, transient=False) as rich_progress:
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as rich_progress:
         yield _RichProgress(rich_progress)
