@@ -13,12 +13,13 @@
   and print `DONE`.
 - `unwritable DB SUFFIX`: complete a run, make the file DB+SUFFIX (`-shm`, say) unwritable
   while the Runtime is open, then print `READ <outcome>` for a read and `WRITE <outcome>` for
-  more runs (`ok`, or `<error type>: <message>`); `UNSUPPORTED` if the file cannot be made
-  unwritable here.
+  more runs (`ok`, or `<error type>: <message>`), then `CLOSED` once the Runtime is closed
+  (the file still unwritable); `UNSUPPORTED` if the file cannot be made unwritable here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Awaitable
@@ -124,16 +125,18 @@ async def open_together(db: str, start: float) -> None:
 
 
 async def run_unwritable(db: str, suffix: str) -> None:
-    async with Runtime(store=f"sqlite:///{db}") as rt:
-        first = await rt.submit(opened)
-        assert await first.result() == 1
-        try:
-            with unwritable(Path(db + suffix)):
-                print(f"READ {await _outcome(rt.read_flow_run(first.id))}", flush=True)
-                # Enough writes for SQLite to touch every page of the -shm mapping again.
-                print(f"WRITE {await _outcome(_complete_runs(rt, 200))}", flush=True)
-        except pytest.skip.Exception:
-            print("UNSUPPORTED", flush=True)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            rt = await stack.enter_async_context(Runtime(store=f"sqlite:///{db}"))
+            first = await rt.submit(opened)
+            assert await first.result() == 1
+            stack.enter_context(unwritable(Path(db + suffix)))  # left after the Runtime
+            print(f"READ {await _outcome(rt.read_flow_run(first.id))}", flush=True)
+            # Enough writes for SQLite to touch every page of the -shm mapping again.
+            print(f"WRITE {await _outcome(_complete_runs(rt, 200))}", flush=True)
+        print("CLOSED", flush=True)  # closing the store did not crash the process either
+    except pytest.skip.Exception:
+        print("UNSUPPORTED", flush=True)
 
 
 async def _complete_runs(rt: Runtime, n: int) -> None:

@@ -123,7 +123,8 @@ async def test_an_unwritable_shm_or_wal_is_a_typed_error_naming_the_file(
     if "UNSUPPORTED" in output:
         pytest.skip("the file cannot be made unwritable here (needs `chattr +i`)")
     assert done.returncode == 0, f"the child died ({done.returncode}): {done.stderr.decode()}"
-    read, write = output.splitlines()
+    read, write, closed = output.splitlines()
+    assert closed == "CLOSED"
     refused = f"StoreReadOnly: The store's {_ROLES[suffix]} file {db}{suffix} cannot be written"
     # Reading never writes to the log, but it does write to the -shm mapping.
     if suffix == "-shm":

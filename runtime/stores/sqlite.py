@@ -129,8 +129,6 @@ class SQLiteStore:
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the file (creating it and its schema if needed) and start the writer."""
-        # This loop (or the same one again) gets fresh limits.
-        self._loops.pop(threading.get_ident(), None)
         token = self._loop().waker
         with self._lock:
             self._opens += 1
