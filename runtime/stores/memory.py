@@ -8,6 +8,7 @@ SQLite store's do. Unlike a durable store, it also takes parameters JSON cannot 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -231,10 +232,23 @@ class MemoryStore:
 def _kept_parameters(run: FlowRun) -> dict[str, Any]:
     """The run's parameters as JSON gives them back; as they are if JSON cannot hold them (a
     durable store refuses such a run: memory keeps it, for live objects in throwaway runs)."""
+    parameters = run.parameters
+    if all(_json_stable(value) for value in parameters.values()):
+        return parameters  # what JSON would give back: the same values (the common case)
     try:
-        return decode_parameters(encode_parameters(run.flow_name, run.parameters))
+        return decode_parameters(encode_parameters(run.flow_name, parameters))
     except ParameterEncodeError:
-        return dict(run.parameters)
+        return dict(parameters)
+
+
+def _json_stable(value: Any) -> bool:
+    """Whether JSON gives `value` back as it is (a str, bool, None, or a number it holds)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -(2**63) <= value < 2**64
+    return kind is float and math.isfinite(value)
 
 
 def _kept(
@@ -254,7 +268,7 @@ def _kept(
         kept = None
     if kept is not data:
         state = msgspec.structs.replace(state, data=kept)
-    if parameters is not None:
+    if parameters is not None and parameters is not run.parameters:
         return msgspec.structs.replace(run, state=state, parameters=parameters), state
     if state is not run.state:
         return msgspec.structs.replace(run, state=state), state
