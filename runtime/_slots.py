@@ -32,6 +32,14 @@ class Limit:
         await self._semaphore.acquire()
         return Slot(self._semaphore)
 
+    def try_acquire(self) -> Slot | None:
+        """A free place now, or None (never waits)."""
+        try:
+            self._semaphore.acquire_nowait()
+        except anyio.WouldBlock:
+            return None
+        return Slot(self._semaphore)
+
     @property
     def free(self) -> int:
         """Places nobody holds now."""

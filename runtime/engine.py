@@ -92,6 +92,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         self._attempt: Attempt | None = None  # the current (or last) attempt
         self._waits: Waits | None = None  # for upstreams, a place, a retry delay
         self._resolved = False  # upstream runs have been waited for
+        self._ready = False  # checked ready to start when created (see ready_to_start)
         self._resumed: anyio.Event | None = None  # set when a paused run is resumed
         self._children: dict[str, RunRecord] = {}  # subflows of past attempts, by call number
         # Built in the caller's context: when that is a run of the same runtime, it is this
@@ -185,9 +186,43 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
                 self._abandon(exc)
 
     # -- handlers -------------------------------------------------------------------------
+    def ready_to_start(self) -> bool:
+        """Whether the run can go Running as soon as it is created (asked before it is).
+
+        True when it waits for no upstream run and no place (taking a free one now), and its
+        name and parameters are good (validated here): then it is created Pending and Running
+        together, and `begin_run` starts its attempt at once.
+        """
+        record = self.record
+        if record.wait_for or record.name_error is not None or has_upstreams(record.parameters):
+            return False
+        if self.flow.validate_parameters:
+            try:
+                record.parameters = self.flow.validate_parameters_for(record.parameters)
+            except ParameterTypeError:
+                return False  # begin_run validates again, and fails the run
+        limit = self.host.run_slots
+        if limit is not None and self._places.run is None:
+            slot = limit.try_acquire()
+            if slot is None:
+                return False
+            self._places = Places(slot)
+        self._ready = True
+        return True
+
+    def give_back(self) -> None:
+        """The run was not created after all (the store refused it): free what it took."""
+        self._places.release()
+
     async def begin_run(self) -> None:
         """Validate parameters and the run name, then propose Running and start the attempt."""
         record = self.record
+        if self._ready and self.state.is_running():
+            # Created Pending and Running together: the attempt starts now.
+            await self.call_hooks(self.state)
+            record.mark_began()
+            self._start_attempt()
+            return
         if not self._resolved and (record.wait_for or has_upstreams(record.parameters)):
             # Waited for beside the mailbox, so that a cancel still gets through meanwhile.
             self._wait(resolve, record.parameters, record.wait_for)

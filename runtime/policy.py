@@ -33,7 +33,7 @@ import msgspec
 from .models import FlowRun
 from .states import FINAL_STATES, AwaitingRetry, Failed, State, StateType, now
 
-__all__ = ["Decision", "Status", "decide"]
+__all__ = ["Decision", "Status", "decide", "first_state"]
 
 _RESUMABLE_TO = frozenset({StateType.RUNNING, StateType.SCHEDULED, StateType.CANCELLING})
 _NO_PENDING_FROM = frozenset(
@@ -125,6 +125,18 @@ def decide(
         )
         return _write(run, retry, Status.REJECT)
     return _write(run, proposed, Status.ACCEPT)
+
+
+def first_state(run: FlowRun) -> Decision:
+    """The decision for a new run's first state (`run.state`): its bookkeeping, as `decide`
+    would give it for a run with no state yet."""
+    state = run.state
+    assert state is not None
+    waiting = state.type is StateType.PENDING or state.type is StateType.SCHEDULED
+    fresh = run.run_count == 0 and run.start_time is None and run.end_time is None
+    if waiting and fresh:
+        return Decision(Status.ACCEPT, state, run=run)  # nothing to derive yet
+    return decide(msgspec.structs.replace(run, state=None), state)
 
 
 def _pause(run: FlowRun, current: State, proposed: State) -> Decision:

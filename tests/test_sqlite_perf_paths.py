@@ -25,7 +25,8 @@ def _writer(path: Path) -> Writer:
 
 
 def _create(run: FlowRun) -> Op:
-    return Op(CREATE, (run, encode_parameters(run.flow_name, run.parameters)), None, None)  # type: ignore[arg-type]
+    item = (run, encode_parameters(run.flow_name, run.parameters), None)
+    return Op(CREATE, ([item],), None, None)  # type: ignore[arg-type]
 
 
 def _set(run_id: uuid.UUID, state: object) -> Op:

@@ -33,7 +33,7 @@ import msgspec
 
 from ..errors import FlowRunNotFound, StoreError, StoreFileGone, StoreReadOnly
 from ..models import FlowRun
-from ..policy import Decision, Status, decide
+from ..policy import Decision, Status, decide, first_state
 from ..results import PersistedResult
 from ..states import State
 from . import _sqlite_codec as codec
@@ -225,7 +225,9 @@ class Writer:
                 self._cache.clear()  # another connection committed: our rows may be stale
                 self._next_num = conn.execute(codec.LAST_RUN_NUM).fetchone()[0] + 1
                 self._data_version = version
-            self._existing = self._existing_runs([op.args[0] for op in batch if op.kind == CREATE])
+            self._existing = self._existing_runs(
+                [item[0] for op in batch if op.kind == CREATE for item in op.args[0]]
+            )
             for op in batch:
                 self._apply(op)
             self.flush()
@@ -295,18 +297,28 @@ class Writer:
         except Exception as exc:
             op.error = exc  # this caller's own problem: the batch goes on
 
-    def _create(self, run: FlowRun, parameters: bytes) -> FlowRun:
-        assert self.conn is not None and run.state is not None
-        if run.id in self._cache or (self._existing and str(run.id) in self._existing):
-            raise ValueError(f"flow run {run.id} already exists")
-        # The first state goes through the policy too, for its bookkeeping (start time, ...).
-        decision = decide(msgspec.structs.replace(run, state=None), run.state)
-        assert decision.run is not None
-        entry = self._cache[run.id] = _Entry(self._next_num, decision.run, 0, None)
-        self._next_num += 1
-        self._new[run.id] = parameters
-        self.record(entry, decision)
-        return decision.run
+    def _create(self, items: list[tuple[FlowRun, bytes, State | None]]) -> list[FlowRun]:
+        """Record new runs (all, or none: a duplicate id refuses the whole op)."""
+        assert self.conn is not None
+        existing = self._existing
+        for run, _, _ in items:
+            if run.id in self._cache or (existing and str(run.id) in existing):
+                raise ValueError(f"flow run {run.id} already exists")
+        created: list[FlowRun] = []
+        for run, parameters, then in items:
+            # The first state goes through the policy too, for its bookkeeping.
+            decision = first_state(run)
+            assert decision.run is not None
+            entry = self._cache[run.id] = _Entry(self._next_num, decision.run, 0, None)
+            self._next_num += 1
+            self._new[run.id] = parameters
+            self.record(entry, decision)
+            if then is not None:  # e.g. Running, for a run that can start at once
+                decision = decide(entry.run, then)
+                if decision.run is not None:
+                    self.record(entry, decision)
+            created.append(entry.run)
+        return created
 
     def _set_state(
         self, run_id: uuid.UUID, state: State, force: bool, owner: uuid.UUID | None = None

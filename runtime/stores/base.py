@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..models import FlowRun
@@ -38,6 +38,16 @@ class Store(Protocol):
 
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
         """Insert a new run; `run.state` is its first state and starts its history."""
+
+    async def create_flow_runs(
+        self, runs: Sequence[FlowRun], *, then: Sequence[State | None] | None = None
+    ) -> list[FlowRun]:
+        """Insert new runs in one transaction: all of them, or none (then it raises).
+
+        Each `run.state` starts its run's history; `then[i]`, when given, is proposed for run i
+        right after it, through the policy, in the same transaction (a run that can start at
+        once is created Pending and Running together). Returns the runs as stored.
+        """
 
     async def set_state(
         self,

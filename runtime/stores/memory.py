@@ -12,14 +12,14 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 from ..errors import FlowRunNotFound, ParameterEncodeError, StoredError
 from ..models import FlowRun, Owner
-from ..policy import Decision, Status, decide
+from ..policy import Decision, Status, decide, first_state
 from ..results import (
     PersistedResult,
     decode_parameters,
@@ -66,19 +66,38 @@ class MemoryStore:
         return None
 
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
-        if run.state is None:
-            raise ValueError("a new flow run needs its first state")
-        parameters = _kept_parameters(run)
-        # The first state goes through the policy too, for its bookkeeping (start time, ...).
-        decision = decide(msgspec.structs.replace(run, state=None), run.state)
-        assert decision.run is not None
-        stored, state = _kept(decision.run, decision.state, None, parameters)
+        (created,) = await self.create_flow_runs((run,))
+        return created
+
+    async def create_flow_runs(
+        self, runs: Sequence[FlowRun], *, then: Sequence[State | None] | None = None
+    ) -> list[FlowRun]:
+        made: list[tuple[FlowRun, FlowRun, list[State]]] = []  # (answer, kept, history)
+        for i, run in enumerate(runs):
+            if run.state is None:
+                raise ValueError("a new flow run needs its first state")
+            parameters = _kept_parameters(run)  # raises ParameterEncodeError where SQLite does
+            # The first state goes through the policy too, for its bookkeeping.
+            decision = first_state(run)
+            assert decision.run is not None
+            answer, history = decision.run, [decision.state]
+            kept, _ = _kept(answer, decision.state, None, parameters)
+            following = then[i] if then is not None else None
+            if following is not None:
+                decision = decide(answer, following)
+                if decision.run is not None:
+                    answer = decision.run
+                    kept, state = _kept(decision.run, decision.state, None, parameters)
+                    history.append(state)
+            made.append((answer, kept, history))
         with self._lock:
-            if run.id in self._runs:
-                raise ValueError(f"flow run {run.id} already exists")
-            self._runs[run.id] = stored
-            self._history[run.id] = [state]
-        return decision.run
+            for run in runs:
+                if run.id in self._runs:
+                    raise ValueError(f"flow run {run.id} already exists")  # none is created
+            for answer, kept, history in made:
+                self._runs[answer.id] = kept
+                self._history[answer.id] = history
+        return [answer for answer, _, _ in made]
 
     async def set_state(
         self,
@@ -247,7 +266,7 @@ def _json_stable(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -(2**63) <= value < 2**64
+        return bool(-(2**63) <= value < 2**64)
     return kind is float and math.isfinite(value)
 
 

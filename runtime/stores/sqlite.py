@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
@@ -166,11 +166,23 @@ class SQLiteStore:
 
     # -- runs ---------------------------------------------------------------------------------
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
-        if run.state is None:
-            raise ValueError("a new flow run needs its first state")
-        parameters = encode_parameters(run.flow_name, run.parameters)  # raises: no run created
+        (created,) = await self.create_flow_runs((run,))
+        return created
+
+    async def create_flow_runs(
+        self, runs: Sequence[FlowRun], *, then: Sequence[State | None] | None = None
+    ) -> list[FlowRun]:
+        items: list[tuple[FlowRun, bytes, State | None]] = []
+        for i, run in enumerate(runs):
+            if run.state is None:
+                raise ValueError("a new flow run needs its first state")
+            # Encoded here, before anything is queued: a parameter JSON cannot hold raises,
+            # and no run is created.
+            parameters = encode_parameters(run.flow_name, run.parameters)
+            items.append((run, parameters, then[i] if then is not None else None))
+        # One op, so one transaction: all of these runs are created, or none.
         async with self._loop().admission:
-            result: FlowRun = await self._write(CREATE, run, parameters)
+            result: list[FlowRun] = await self._write(CREATE, items)
         return result
 
     async def set_state(
