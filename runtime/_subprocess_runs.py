@@ -2,9 +2,10 @@
 
 Who writes what (no duplicated history): the child drives the run and writes every state of
 it, including Cancelled and Crashed; whoever cancels writes only Cancelling, then sends
-SIGTERM. The child, on SIGTERM, reads the run: Cancelling means a requested cancel (it runs
-the on_cancellation hooks and ends the run Cancelled), anything else is a crash
-("Execution was aborted by a termination signal.").
+SIGTERM. The child's Runtime handles SIGTERM as every Runtime does (`runtime._signals`): a
+recorded cancel request means a cancel (the on_cancellation hooks run and the run ends
+Cancelled), anything else is a crash ("Execution was aborted by a termination signal."); then
+the child exits as SIGTERM makes it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import signal
 import uuid
 from collections.abc import Iterable, Mapping
 from multiprocessing.process import BaseProcess
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from .commands import Crash
 from .context import current_run_context
 from .errors import FlowRunNotFound
 from .loading import load_flow_from_entrypoint
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["cancel_flow_run_process", "run_flow_in_subprocess"]
 
-TERMINATED = "Execution was aborted by a termination signal."
 _CLOSE_BOUND = 10.0  # seconds closing a store opened from a URL may take (it flushes a write)
 
 
@@ -155,24 +153,12 @@ async def _drive(url: str, entrypoint: str, flow_run: FlowRun) -> None:
             stored = await rt.store.create_flow_run(owned)
         if stored.state is not None and stored.state.is_paused():
             return  # a suspended run goes on only through resume_flow_run
+        # A SIGTERM (from cancel_flow_run_process, say) is the Runtime's to handle, as in
+        # any process running flows: see runtime._signals.
         handle = await rt.start(flow, dict(stored.parameters), flow_run=stored)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_on_sigterm, rt, handle.id)
-            if flow.isgenerator:
-                # Nobody in this process can consume its values: iterate it here so it runs
-                # (Prefect never iterates generator flows in a subprocess, so they do nothing).
-                with contextlib.suppress(Exception):
-                    await handle.result()
-            await handle.wait()
-            tg.cancel_scope.cancel()  # the run is over: stop listening for signals
-
-
-async def _on_sigterm(rt: Any, run_id: uuid.UUID) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-        async for _ in signals:
-            run = await rt.store.read_flow_run(run_id)
-            if run.state is not None and run.state.is_cancelling():
-                await rt.cancel(run_id, run.state.message or "Flow run was cancelled.")
-            else:
-                rt.host.tell(run_id, Crash(SystemExit(TERMINATED), TERMINATED))
-            return
+        if flow.isgenerator:
+            # Nobody in this process can consume its values: iterate it here so it runs
+            # (Prefect never iterates generator flows in a subprocess, so they do nothing).
+            with contextlib.suppress(Exception):
+                await handle.result()
+        await handle.wait()

@@ -303,7 +303,9 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
             # Cancelling may only end Cancelled; never leave the run there.
             await self.set_state(Cancelled(message=message, data=error))
         else:
-            await self.set_state(Crashed(message=message, data=error))
+            decision = await self.set_state(Crashed(message=message, data=error))
+            if decision.state.is_cancelling():  # a cancel requested elsewhere came first
+                await self.set_state(Cancelled(message=message, data=error))
         self._finish()
 
     async def handle_cancellation(self, message: str) -> None:

@@ -18,6 +18,7 @@ from actors import ActorSystem
 from ._defaults import default_store
 from ._host import CANCELLED_BY_ENVIRONMENT, Host
 from ._ownership import Ownership, release_ownership, request_cancel, take_ownership
+from ._signals import SigtermGuard
 from ._slots import Limit
 from ._start import start_run
 from ._threads import ThreadRunner
@@ -69,7 +70,9 @@ class Runtime:
     `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
     least three times per lease; when it lapses, or the process is gone, any Runtime on the
     store recovers the runs), `cancel_poll_seconds` (how often the runtime looks for cancel
-    requests other processes recorded against its runs). The store defaults to
+    requests other processes recorded against its runs), `handle_sigterm` (on SIGTERM, end
+    the runs Crashed, or Cancelled where a cancel was requested, then exit as SIGTERM would;
+    only where SIGTERM has its default action: see `runtime._signals`). The store defaults to
     `$FLOWACTOR_STORE`, else `$FLOWACTOR_HOME/runs.db`.
     """
 
@@ -83,6 +86,7 @@ class Runtime:
     mailbox_size: int = 16
     lease_seconds: float = 30.0
     cancel_poll_seconds: float = 1.0
+    handle_sigterm: bool = True
 
     _host: Host | None = attrs.field(default=None, init=False)
     _stack: contextlib.AsyncExitStack | None = attrs.field(default=None, init=False)
@@ -128,6 +132,10 @@ class Runtime:
             system = await stack.enter_async_context(
                 ActorSystem(name="flowactor", stop_timeout=stop_timeout)
             )
+            if self.handle_sigterm and owner_id is not None:
+                # Left first: after a SIGTERM the runs it ends still have their actors.
+                bound = self.cancel_grace + self.persist_timeout + self.hook_timeout
+                await stack.enter_async_context(SigtermGuard(lambda: self._host, bound))
         except BaseException as exc:
             await stack.__aexit__(type(exc), exc, exc.__traceback__)
             await self._release(owner_id)

@@ -6,6 +6,12 @@
   on_cancellation hook prints `HOOK`), after printing `RUN <id>`; once the run has ended,
   print `END <state name>`, wait 0.3 s (a flow still going would print steps meanwhile), print
   `EXIT` and exit.
+- `term DB N [--app-handler] [--no-sigterm]`: complete one run (print `DONE <id>`), then
+  start N parked runs whose on_crashed / on_cancellation hooks print `CRASHED i` /
+  `CANCELLED i`; print `RUN i <id>` for each and `READY` once all are Running, then wait for
+  a signal. The Runtime polls for cancel requests only every 60 s. `--app-handler`: the
+  application installs a SIGTERM handler of its own first (it prints `APP`);
+  `--no-sigterm`: the Runtime is opened with handle_sigterm=False.
 - `results DB`: run flows that persist results (json, msgpack, pickle) and print
   `name=run_id` lines, then exit normally.
 - `open DB`: print `READY`, read a start time (`time.time()`) from stdin, wait for it, then
@@ -20,6 +26,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Awaitable
@@ -29,7 +36,7 @@ import anyio
 import pytest
 from _helpers import unwritable  # run as a script: this directory is on sys.path
 
-from runtime import Runtime, StoreError, flow
+from runtime import FlowRun, Runtime, StoreError, flow
 
 
 @flow
@@ -101,6 +108,38 @@ async def run_steps(db: str) -> None:
         print("EXIT", flush=True)
 
 
+def _crashed(flow: object, flow_run: FlowRun, state: object) -> None:
+    print(f"CRASHED {flow_run.parameters['i']}", flush=True)
+
+
+def _cancelled(flow: object, flow_run: FlowRun, state: object) -> None:
+    print(f"CANCELLED {flow_run.parameters['i']}", flush=True)
+
+
+@flow(on_crashed=[_crashed], on_cancellation=[_cancelled])
+async def held(i: int) -> None:
+    _started[0] += 1
+    if _started[0] == _wanted[0]:
+        _all_running.set()
+    await anyio.sleep_forever()
+
+
+async def term(db: str, n: int, handle_sigterm: bool) -> None:
+    global _all_running
+    _all_running = anyio.Event()
+    _wanted[0] = n
+    url = f"sqlite:///{db}"
+    async with Runtime(store=url, cancel_poll_seconds=60, handle_sigterm=handle_sigterm) as rt:
+        done = await rt.submit(opened)
+        await done.result()
+        print(f"DONE {done.id}", flush=True)
+        for i in range(n):
+            print(f"RUN {i} {(await rt.submit(held, i)).id}", flush=True)
+        await _all_running.wait()
+        print("READY", flush=True)
+        await anyio.sleep_forever()
+
+
 async def results(db: str) -> None:
     async with Runtime(store=f"sqlite:///{db}") as rt:
         for f in (as_json, as_msgpack, as_pickle):
@@ -159,6 +198,11 @@ def main() -> None:
     if mode == "park":
         lease = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4][0].isdigit() else 1.0
         anyio.run(park, db, int(sys.argv[3]), lease, backend=backend)
+    elif mode == "term":
+        if "--app-handler" in sys.argv:
+            signal.signal(signal.SIGTERM, lambda signum, frame: print("APP", flush=True))
+        handle_sigterm = "--no-sigterm" not in sys.argv
+        anyio.run(term, db, int(sys.argv[3]), handle_sigterm, backend=backend)
     elif mode == "steps":
         anyio.run(run_steps, db, backend=backend)
     elif mode == "results":
