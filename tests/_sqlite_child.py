@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -85,8 +86,18 @@ async def _submit_range(rt: Runtime, numbers: range) -> None:
         await rt.submit(parked, i)
 
 
+_say_lock = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """Print a whole line at once: sync hooks run in threads of their own, side by side."""
+    with _say_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def _hook(flow: object, flow_run: object, state: object) -> None:
-    print("HOOK", flush=True)
+    _say("HOOK")
 
 
 @flow(on_cancellation=[_hook])
@@ -94,7 +105,7 @@ async def steps() -> None:
     n = 0
     while True:
         n += 1
-        print(f"STEP {n}", flush=True)
+        _say(f"STEP {n}")
         await anyio.sleep(0.02)
 
 
@@ -109,11 +120,11 @@ async def run_steps(db: str) -> None:
 
 
 def _crashed(flow: object, flow_run: FlowRun, state: object) -> None:
-    print(f"CRASHED {flow_run.parameters['i']}", flush=True)
+    _say(f"CRASHED {flow_run.parameters['i']}")
 
 
 def _cancelled(flow: object, flow_run: FlowRun, state: object) -> None:
-    print(f"CANCELLED {flow_run.parameters['i']}", flush=True)
+    _say(f"CANCELLED {flow_run.parameters['i']}")
 
 
 @flow(on_crashed=[_crashed], on_cancellation=[_cancelled])
