@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
+from ._abandon import abandon_after_grace
 from ._classify import Outcome, classify
 from ._generators import iterate_async, iterate_sync
 from .commands import Command, Crash, Fail, Succeed, Timeout
@@ -171,16 +172,18 @@ def make_context(
 def invoke_async(
     engine: BaseFlowRunEngine, args: tuple[Any, ...], kwargs: dict[str, Any], attempt: Attempt
 ) -> Awaitable[Any]:
-    """What to await for an async flow's attempt: its coroutine (or its generator's drive).
+    """What to await for an async flow's attempt: its coroutine (or its generator's drive),
+    driven by `abandon_after_grace` so that code swallowing cancellation cannot hold the task.
 
-    Returned rather than awaited, so that the attempt's task carries no frame of ours between
-    the attempt and the user's coroutine.
+    Returned rather than awaited, so that the attempt's task carries one frame of ours (the
+    trampoline's) between the attempt and the user's coroutine.
     """
     items = engine.record.items
     if items is not None:
-        return iterate_async(engine.flow.fn(*args, **kwargs), items, attempt.scope)
-    result: Awaitable[Any] = engine.flow.fn(*args, **kwargs)
-    return result
+        coro = iterate_async(engine.flow.fn(*args, **kwargs), items, attempt.scope)
+    else:
+        coro = engine.flow.fn(*args, **kwargs)
+    return abandon_after_grace(coro, attempt.scope, engine.host.cancel_grace, engine.flow_run.name)
 
 
 def invoke_sync(

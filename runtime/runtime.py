@@ -66,7 +66,8 @@ class Runtime:
     it runs under that thread's place), `persist_timeout`
     (how long the store may commit nothing while a state write waits, shielded terminal
     writes included, before the write gives up with `StoreStalled`), `hook_timeout`,
-    `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled),
+    `cancel_grace` (how long a cancelled async run may unwind before it is recorded Cancelled;
+    code that swallows cancellation is abandoned after it),
     `lease_seconds` (the runtime's ownership lease, renewed every `heartbeat_seconds` but at
     least three times per lease; when it lapses, or the process is gone, any Runtime on the
     store recovers the runs), `cancel_poll_seconds` (how often the runtime looks for cancel

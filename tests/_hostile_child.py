@@ -1,0 +1,58 @@
+"""A child process of test_hostile_flows: the issue's flows that swallow cancellation, then
+`anyio.run` must return and the process exit. Usage: `_hostile_child.py BACKEND`."""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+
+from runtime import Runtime, flow
+
+GRACE = 0.2
+
+
+async def swallow() -> None:
+    while True:
+        try:  # noqa: SIM105 - the hostile code as users write it
+            await anyio.sleep(0.05)
+        except BaseException:
+            pass
+
+
+@flow(timeout_seconds=0.2)
+async def swallows_with_timeout() -> None:
+    await swallow()
+
+
+@flow
+async def swallows(i: int) -> None:
+    await swallow()
+
+
+@flow
+async def polite(i: int) -> None:
+    await anyio.sleep_forever()
+
+
+async def main() -> None:
+    async with Runtime(cancel_grace=GRACE) as rt:
+        assert (await (await rt.submit(swallows_with_timeout)).wait()).name == "TimedOut"
+    print("timed-out", flush=True)
+    async with Runtime(cancel_grace=GRACE) as rt:
+        for i in range(50):
+            await rt.submit(swallows if i % 10 == 0 else polite, i)
+        await anyio.wait_all_tasks_blocked()
+        await rt.shutdown(cancel=True)
+    print("shut-down", flush=True)
+    with anyio.CancelScope() as app:
+        async with Runtime(cancel_grace=GRACE) as rt:
+            for i in range(50):
+                await rt.submit(swallows if i % 10 == 0 else polite, i)
+            app.cancel()
+    print("app-cancelled", flush=True)
+
+
+if __name__ == "__main__":
+    anyio.run(main, backend=sys.argv[1])
+    print("returned", flush=True)
