@@ -1,13 +1,15 @@
 """`sqlite:///path`: the embedded, durable default store.
 
 One writer thread group-commits every queued write (see `_sqlite_writer`); reads run on their
-own connections in worker threads and never wait for it (WAL). A write returns once its
-transaction is committed: with `synchronous=normal` (the default) it survives the process being
-killed; with `synchronous=full` also a power loss, at one fsync per batch.
+own connections, in threads of their own (per event loop), and never wait for it (WAL). Before
+every batch and read the store checks that its file is still the one it opened
+(`_sqlite_files`). A write returns once its transaction is committed: with `synchronous=normal`
+(the default) it survives the process being killed; with `synchronous=full` also a power loss,
+at one fsync per batch.
 
 URLs follow SQLAlchemy: `sqlite:///runs.db` is relative, `sqlite:////abs/runs.db` absolute
 (so `f"sqlite:///{path}"` works for both). Options: `?synchronous=full`, `?busy_timeout=5`
-(seconds), `?mode=ro` (read-only).
+(seconds), `?mode=ro` (read-only: a Runtime on it reads runs and starts none).
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class SQLiteStore:
     """Runs, histories, results and owners in one SQLite file.
 
     Settings: `synchronous` ("normal" or "full"), `busy_timeout` (seconds a write waits for
-    another connection's lock before `StoreLocked`), `read_only`, `pragmas` (extra PRAGMAs for
+    another connection's lock before `StoreLocked`), `read_only` (writes raise
+    `StoreReadOnly` at once), `pragmas` (extra PRAGMAs for
     the writer's connection, e.g. `{"max_page_count": 1000}`), `max_batch` (writes per
     transaction at most).
 
