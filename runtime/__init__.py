@@ -27,7 +27,7 @@ from .errors import (
     StoreStalled,
     UnfinishedRun,
 )
-from .flows import Flow, flow
+from .flows import Flow, flow, unmapped
 from .handle import FlowRunHandle
 from .models import FlowRun
 from .pause import pause_flow_run, resume_flow_run, suspend_flow_run
@@ -109,4 +109,5 @@ __all__ = [
     "pause_flow_run",
     "resume_flow_run",
     "suspend_flow_run",
+    "unmapped",
 ]

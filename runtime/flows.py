@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import attrs
@@ -12,10 +12,11 @@ from .parameters import validate_parameters
 from .results import RESULT_SERIALIZERS, ResultSerializer
 
 if TYPE_CHECKING:
+    from .handle import FlowRunHandle
     from .models import FlowRun
     from .states import State
 
-__all__ = ["Flow", "Hook", "flow"]
+__all__ = ["Flow", "Hook", "flow", "unmapped"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -260,6 +261,18 @@ class Flow(Generic[P, R]):
         result: R = _caller(self, args, kwargs)
         return result
 
+    def map(self, *args: Any, **kwargs: Any) -> Awaitable[list[FlowRunHandle]]:
+        """Submit one run per element of the iterable arguments, as Prefect's `Task.map`.
+
+        Iterable arguments (not str, bytes or mappings) are zipped, and must have the same
+        length; other arguments, and any wrapped in `unmapped(...)`, go to every run as they
+        are. Await it (on the ambient runtime) for the runs' handles, in order.
+        """
+        if _mapper is None:  # pragma: no cover - the package installs it on import
+            raise RuntimeError("the flowactor runtime is not initialised")
+        handles: Awaitable[list[FlowRunHandle]] = _mapper(self, args, kwargs)
+        return handles
+
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r}, fn={self.fn.__qualname__})"
 
@@ -271,17 +284,26 @@ def _serializer_implies_persistence(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-# What calling a flow does: run it (runtime/_call.py). The run core sits above this module, so
-# it installs itself here when the package is imported, rather than this module importing it.
-_caller: Callable[[Flow[..., Any], tuple[Any, ...], dict[str, Any]], Any] | None = None
+# What calling (and mapping) a flow does: run it (runtime/_call.py). The run core sits above
+# this module, so it installs itself here when the package is imported, rather than this
+# module importing it.
+_Call = Callable[["Flow[..., Any]", tuple[Any, ...], dict[str, Any]], Any]
+_caller: _Call | None = None
+_mapper: _Call | None = None
 
 
-def install_caller(
-    caller: Callable[[Flow[..., Any], tuple[Any, ...], dict[str, Any]], Any],
-) -> None:
-    """Make `caller(flow, args, kwargs)` what calling a flow does (done once, by runtime)."""
-    global _caller
-    _caller = caller
+def install_caller(caller: _Call, mapper: _Call) -> None:
+    """Make `caller(flow, args, kwargs)` what calling a flow does, and `mapper` what
+    `flow.map` does (done once, by the runtime package)."""
+    global _caller, _mapper
+    _caller, _mapper = caller, mapper
+
+
+@attrs.frozen
+class unmapped:
+    """An argument of `Flow.map` given as it is to every run (not iterated)."""
+
+    value: Any
 
 
 @overload

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -20,7 +20,7 @@ from ._host import CANCELLED_BY_ENVIRONMENT, Host
 from ._ownership import Ownership, release_ownership, request_cancel, take_ownership
 from ._signals import SigtermGuard
 from ._slots import Limit
-from ._start import start_run
+from ._start import start_run, start_runs
 from ._threads import ThreadRunner
 from .commands import Cancel, Crash
 from .context import check_cancelled, current_run_context
@@ -32,7 +32,7 @@ from .parameters import bind_parameters
 from .states import State, StateType
 from .stores import Store, open_store
 
-__all__ = ["Runtime", "current_runtime"]
+__all__ = ["Bound", "Runtime", "current_runtime"]
 
 _current_runtime: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
     "flowactor_runtime", default=None
@@ -292,6 +292,26 @@ class Runtime:
             raise TypeError(f"submit() takes a Flow, got {type(flow).__name__}")
         return await self.start(flow, bind_parameters(flow.fn, args, kwargs))
 
+    async def submit_many(
+        self, flow: Flow[..., Any], arguments: Iterable[Any], /
+    ) -> list[FlowRunHandle]:
+        """Submit one run of `flow` per item of `arguments`, created in batches of up to
+        4,096 runs per store write (one transaction each); their handles, in order.
+
+        An item is a tuple of positional arguments, a mapping of keyword arguments, or else the
+        one positional argument. Every item is bound first: one that cannot bind raises
+        `ParameterTypeError` before any run exists. Returns once every run is recorded; a
+        checkpoint per batch (cancelled, the batches already recorded go on).
+        """
+        if not isinstance(flow, Flow):
+            raise TypeError(f"submit_many() takes a Flow, got {type(flow).__name__}")
+        bound = [_bind(flow, item) for item in arguments]
+        handles: list[FlowRunHandle] = []
+        for start in range(0, len(bound), _BATCH):
+            host = await self._admit()
+            handles += await start_runs(host, flow, bound[start : start + _BATCH])
+        return handles
+
     async def start(
         self,
         flow: Flow[..., Any],
@@ -304,6 +324,11 @@ class Runtime:
 
         What `submit`, direct and subflow calls and resumed runs go through. A checkpoint.
         """
+        host = await self._admit()
+        return await start_run(host, flow, parameters, wait_for=wait_for, flow_run=flow_run)
+
+    async def _admit(self) -> Host:
+        """The host, if new runs may start now (a checkpoint first)."""
         # A checkpoint, as every async call should be: a cancelled caller creates no run, and a
         # loop submitting many runs lets the earlier ones run meanwhile instead of holding all
         # of them in memory at once.
@@ -319,7 +344,7 @@ class Runtime:
                 "cannot start one.",
                 self.store.url,
             )
-        return await start_run(host, flow, parameters, wait_for=wait_for, flow_run=flow_run)
+        return host
 
     @staticmethod
     def _is_subflow_call(host: Host) -> bool:
@@ -385,6 +410,29 @@ class Runtime:
     def _check_open(self) -> None:
         if self._host is None:
             raise RuntimeClosed("this Runtime is not open (use `async with Runtime() as rt`)")
+
+
+_BATCH = 4096  # runs per store write in submit_many
+
+
+class Bound:
+    """An item of `submit_many` whose parameters are already bound (as `flow.map` makes)."""
+
+    __slots__ = ("parameters",)
+
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        self.parameters = parameters
+
+
+def _bind(flow: Flow[..., Any], item: Any) -> dict[str, Any]:
+    """The parameters of one item of `submit_many`: args tuple, kwargs mapping, or one arg."""
+    if isinstance(item, Bound):
+        return item.parameters
+    if isinstance(item, tuple):
+        return bind_parameters(flow.fn, item, {})
+    if isinstance(item, Mapping):
+        return bind_parameters(flow.fn, (), dict(item))
+    return bind_parameters(flow.fn, (item,), {})
 
 
 def _crash_reason(exc: BaseException) -> str:
