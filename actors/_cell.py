@@ -145,13 +145,33 @@ class ActorCell:
         """Mail arrived (or there is a start to make): make sure a dispatcher is on its way."""
         if not self._dispatching and not self.terminated:
             self._dispatching = True  # taken now, so that one task at a time serves the mailbox
-            self.system._spawn(self._dispatch, self.name)
+            self.system._spawn(self._task, self.name, None)
 
-    async def _dispatch(self) -> None:
-        """A dispatcher task: serve the mailbox, then do queued work here while it is free."""
+    async def _task(self, work: _Work | None) -> None:
+        """A task of this actor: `work` first (if any); then, while it is the one free to, it
+        serves the mailbox (holding the dispatcher role) and runs the work queued meanwhile.
+
+        One coroutine for all of it: every frame here lives as long as a parked run does.
+        """
+        serving = work is None  # a dispatcher task holds the role from its start
         try:
-            await self._serve()
+            while True:
+                if work is not None:
+                    await self._run_work(work)
+                    # The work is over: serve what arrived meanwhile, unless another task is.
+                    if not self._needs_serving():
+                        return
+                    self._dispatching = serving = True
+                await self._handle_all(True)  # just scheduled: no yield before the first item
+                if self.terminated or self._finishing:
+                    return
+                self._dispatching = serving = False
+                work = self._take_work()
+                if work is None:
+                    return
         except BaseException as exc:
+            if not serving:
+                raise  # work cancelled (or failed) outside message handling: _run_work's part
             if isinstance(exc, self.system._cancelled_exc):
                 # The system is being torn down: stop this actor (shielded and bounded).
                 await self._finish(failure=None)
@@ -159,24 +179,6 @@ class ActorCell:
             # Not a supervised failure (e.g. KeyboardInterrupt): the system re-raises it.
             await self._finish(failure=exc)
             self.system._crash(exc)
-
-    async def _serve(self) -> None:
-        """Handle messages while this task holds the dispatcher role; then run queued work."""
-        fresh = True  # just scheduled: no need to yield before the first message
-        while True:
-            await self._handle_all(fresh)
-            if self.terminated or self._finishing:
-                return
-            self._dispatching = False
-            work = self._take_work()
-            if work is None:
-                return
-            await self._run_work(work)
-            # The work is over: serve what arrived meanwhile, unless another task already is.
-            if not self._needs_serving():
-                return
-            self._dispatching = True
-            fresh = True
 
     async def _handle_all(self, fresh: bool) -> None:
         """Run on_start if due, then handle messages until the mailbox is empty or a stop."""
@@ -276,7 +278,7 @@ class ActorCell:
 
     def _spawn_work(self, work: _Work, name: str) -> None:
         # Registered before its task starts, so that stopping the actor meanwhile cancels it.
-        self.system._spawn(self._work_task, name, self._register(work))
+        self.system._spawn(self._task, name, self._register(work))
 
     def _register(self, work: _Work) -> _Work:
         """Count `work` as running, cancelled when the actor stops."""
@@ -286,12 +288,6 @@ class ActorCell:
         children.add(work)
         self._live += 1
         return work
-
-    async def _work_task(self, work: _Work) -> None:
-        await self._run_work(work)
-        if self._needs_serving():
-            self._dispatching = True
-            await self._serve()
 
     def _needs_serving(self) -> bool:
         """Whether this free task should become the dispatcher (nobody else serves the mail)."""

@@ -33,12 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "run_attempt"]
 
 
-class Attempt:
-    """One execution of a run's function (numbered from 1), as the actor started it."""
+class Attempt(_Interrupt):
+    """One execution of a run's function (numbered from 1), as the actor started it.
+
+    It is its own interrupt: what a sync flow's thread sees through `check_cancelled`.
+    """
 
     __slots__ = (
         "_done",
-        "interrupt",
         "number",
         "pauses",
         "previous",
@@ -51,10 +53,10 @@ class Attempt:
     )
 
     def __init__(self, number: int, previous: dict[str, RunRecord]) -> None:
+        super().__init__()
         self.number = number
         # The attempt's scope: it carries the deadline, and stopping the attempt cancels it.
         self.scope = anyio.CancelScope()
-        self.interrupt = _Interrupt()  # what a sync flow's thread sees through check_cancelled
         self.stopped = False  # stopped by the actor (cancel, crash, suspend): it has no outcome
         self.running = True
         self._done: anyio.Event | None = None  # made only when the actor waits for the end
@@ -66,7 +68,7 @@ class Attempt:
 
     def stop(self, error: BaseException) -> None:
         """Stop the attempt: cancel its scope; a sync flow's thread sees `error` when it checks."""
-        self.interrupt.set(error)
+        self.set(error)
         self.stopped = True
         self.scope.cancel()
 
@@ -137,14 +139,14 @@ async def run_attempt(engine: BaseFlowRunEngine, attempt: Attempt) -> Command | 
         outcome = Timeout(number) if timed_out else Fail(number, exc)
     except BaseException as exc:
         if classify(exc) is Outcome.CANCELLED:
-            attempt.interrupt.set(CancelledRun("the flow run was cancelled"))
+            attempt.set(CancelledRun("the flow run was cancelled"))
             raise  # the actor's teardown: its on_stop decides the state
         outcome = Crash(exc)
     finally:
         _current.reset(reset)
         attempt.ended()
     if type(outcome) is Timeout:
-        attempt.interrupt.set(interrupt_error(flow.timeout_seconds))
+        attempt.set(interrupt_error(flow.timeout_seconds))
     return outcome
 
 
@@ -162,7 +164,7 @@ def make_context(
         runtime=host.runtime,
         log_prints=log_prints,
         token=host.loop_token,
-        interrupt=attempt.interrupt if attempt is not None else _Interrupt(),
+        interrupt=attempt if attempt is not None else _Interrupt(),
         engine=engine,
         attempt=attempt,
     )

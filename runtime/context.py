@@ -8,7 +8,6 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import msgspec
 
 from .errors import CancelledRun, FlowRunTimeoutError
@@ -25,7 +24,6 @@ __all__ = ["RunContext", "check_cancelled", "get_run_context", "get_run_logger"]
 _logger = logging.getLogger("flowactor.flow_runs")
 
 
-@attrs.define(eq=False)
 class _Interrupt:
     """Set from the event loop when a run's attempt is over (timeout or cancel), read by its code.
 
@@ -33,7 +31,10 @@ class _Interrupt:
     A plain attribute is enough to signal across threads: `error` is written once, then read.
     """
 
-    error: BaseException | None = None
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
 
     def set(self, error: BaseException) -> None:
         if self.error is None:
