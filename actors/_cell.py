@@ -141,6 +141,26 @@ class ActorCell:
         """Serve the actor now (it has an on_start to run) rather than at its first message."""
         self._schedule()
 
+    async def serve_here(self, message: object) -> None:
+        """Tell `message`, and serve the actor in the calling task until it has nothing left
+        to do (no mail, no queued work), instead of in a task of its own.
+
+        When another task serves it already, the message is only told. Mail that arrives
+        while this task runs the actor's work gets a dispatcher task of its own, as usual.
+        """
+        if self.stopping:
+            raise self.stopped_error()
+        if self._dispatching or self.terminated:
+            self.mailbox.put_nowait(message)
+            return
+        self._dispatching = True  # held before telling: no dispatcher task is made for it
+        try:
+            self.mailbox.put_nowait(message)
+        except BaseException:
+            self._dispatching = False
+            raise
+        await self._task(None)
+
     def _schedule(self) -> None:
         """Mail arrived (or there is a start to make): make sure a dispatcher is on its way."""
         if not self._dispatching and not self.terminated:

@@ -85,6 +85,15 @@ class ActorRef(Generic[MsgT]):
             return await reply.wait()
         raise AskTimeout(f"{self.name!r} did not answer within {timeout} s")
 
+    async def serve_here(self, message: MsgT) -> None:
+        """Tell ``message`` and run the actor in this task until it is idle (no task is made).
+
+        For a caller that would otherwise wait for the actor's work anyway. Cancelling the
+        caller stops the actor (its ``on_stop`` runs) when it is cancelled while handling a
+        message; while it is running the actor's work, it cancels that work.
+        """
+        await self._cell.serve_here(message)
+
     def stop(self) -> None:
         """Ask the actor to stop after its current message; idempotent, never blocks."""
         self._cell.request_stop()

@@ -57,13 +57,15 @@ class Host:
     # Leaving the Runtime: new top-level runs are refused, subflows of live runs still start.
     closing: bool = False
 
-    def start(self, record: RunRecord, actor: BaseFlowRunEngine) -> None:
-        """Register a new run and start its actor (its first command: Begin)."""
+    def start(self, record: RunRecord, actor: BaseFlowRunEngine, *, inline: bool = False) -> None:
+        """Register a new run and start its actor (its first command: Begin); with `inline`,
+        the caller serves the actor itself next (`actor.run_inline()`)."""
         self.runs[record.flow_run.id] = record
         record.actor = actor
         name = f"flow-run {record.flow_run.id}"
         self.system.spawn(actor, name=name, mailbox_size=self.mailbox_size)
-        actor.start()
+        if not inline:
+            actor.start()
 
     def forget(self, record: RunRecord) -> None:
         """The run is final: it leaves the registry."""

@@ -90,6 +90,12 @@ class SeedSurface:
         self.initialize_run()
         self.ref.tell_nowait(Begin())
 
+    async def run_inline(self) -> None:
+        """Begin the run and drive it in the calling task (a direct call lends its own task:
+        the attempt runs there, and no task is made for the run unless mail comes meanwhile)."""
+        self.initialize_run()
+        await self.ref.serve_here(Begin())
+
     def tell_system(self, command: Command) -> None:
         """Tell this actor `command` on its system lane (dropped once the actor has stopped)."""
         with contextlib.suppress(ActorStopped):

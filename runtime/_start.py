@@ -29,19 +29,21 @@ async def start_run(
     *,
     wait_for: Iterable[FlowRunHandle] = (),
     flow_run: FlowRun | None = None,
+    inline: bool = False,
 ) -> FlowRunHandle:
     """Start a run of `flow`: a new one, or `flow_run` as stored (claimed by this runtime).
 
     Returns once the run is recorded and its actor has its first command. Called in the
     caller's context: a run started inside another run of the same runtime is its subflow.
+    With `inline`, the caller drives the run's actor itself next (see `Host.start`).
     """
     if flow_run is None:
-        (handle,) = await start_runs(host, flow, (parameters,), wait_for=wait_for)
+        (handle,) = await start_runs(host, flow, (parameters,), wait_for=wait_for, inline=inline)
         return handle
     assert host.owner_id is not None
     flow_run = await host.store.claim_flow_run(flow_run.id, host.owner_id)
     record = RunRecord(flow, flow_run, parameters, wait_for=tuple(wait_for))
-    host.start(record, engine_for(flow)(host, record))
+    host.start(record, engine_for(flow)(host, record), inline=inline)
     return FlowRunHandle(host.runtime, record)
 
 
@@ -51,6 +53,7 @@ async def start_runs(
     parameter_sets: Iterable[dict[str, Any]],
     *,
     wait_for: Iterable[FlowRunHandle] = (),
+    inline: bool = False,
 ) -> list[FlowRunHandle]:
     """Start new runs of `flow`, one per set of (bound) parameters, created in one store write.
 
@@ -79,6 +82,6 @@ async def start_runs(
     handles = []
     for record, actor, run in zip(records, actors, stored, strict=True):
         record.flow_run = run
-        host.start(record, actor)
+        host.start(record, actor, inline=inline)
         handles.append(FlowRunHandle(runtime, record))
     return handles

@@ -223,6 +223,8 @@ async def _start(
     flow_run: FlowRun | None,
     parameters: dict[str, Any] | None,
     wait_for: Iterable[FlowRunHandle] | None,
+    *,
+    inline: bool = False,
 ) -> FlowRunHandle:
     if flow_run is not None:
         await _refuse_paused(rt, flow_run)
@@ -241,7 +243,9 @@ async def _start(
         reused = attempt.reuse_subflow(flow)
         if reused is not None:
             return FlowRunHandle(rt, reused)
-    handle = await rt.start(flow, parameters, wait_for=wait_for or (), flow_run=flow_run)
+    handle = await rt.start(
+        flow, parameters, wait_for=wait_for or (), flow_run=flow_run, inline=inline
+    )
     if attempt is not None:
         attempt.remember_subflow(record_of(handle))
     return handle
@@ -264,10 +268,23 @@ async def _run_owned(
     wait_for: Iterable[FlowRunHandle] | None,
     return_type: ReturnType,
 ) -> Any:
-    """Start and wait. The caller owns this run: if the caller is cancelled, the run crashes."""
-    handle = await _start(rt, flow, flow_run, parameters, wait_for)
+    """Start and wait. The caller owns this run: if the caller is cancelled, the run crashes.
+
+    A top-level call drives the run in its own task (it would only wait otherwise): no task
+    is made for it. A subflow gets a task of its own: its parent's cancel scopes must not
+    reach it (a suspended parent's subflow runs on to its end).
+    """
+    parent = current_run_context()
+    inline = parent is None or parent.runtime is not rt
+    handle = await _start(rt, flow, flow_run, parameters, wait_for, inline=inline)
     try:
-        state = await handle.wait()
+        record = record_of(handle)
+        actor = record.actor if inline else None
+        if actor is not None:
+            await actor.run_inline()
+        # Ended already (driven here): no second scheduling point, the call had one.
+        state = record.state if record.finished else await handle.wait()
+        assert state is not None
     except BaseException as exc:
         message = "Execution was cancelled by the runtime environment."
         if not isinstance(exc, anyio.get_cancelled_exc_class()):

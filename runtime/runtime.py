@@ -319,13 +319,17 @@ class Runtime:
         *,
         wait_for: Iterable[FlowRunHandle] = (),
         flow_run: FlowRun | None = None,
+        inline: bool = False,
     ) -> FlowRunHandle:
         """Start a run of `flow` with bound `parameters` (or `flow_run`, already stored).
 
         What `submit`, direct and subflow calls and resumed runs go through. A checkpoint.
+        With `inline`, the caller then drives the run in its own task (a direct call does).
         """
         host = await self._admit()
-        return await start_run(host, flow, parameters, wait_for=wait_for, flow_run=flow_run)
+        return await start_run(
+            host, flow, parameters, wait_for=wait_for, flow_run=flow_run, inline=inline
+        )
 
     async def _admit(self) -> Host:
         """The host, if new runs may start now (a checkpoint first)."""
