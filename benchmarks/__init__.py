@@ -1,4 +1,4 @@
-"""flowactor's benchmark harness: flowactor against the anyio floor and against Prefect.
+"""flowactor's benchmark harness: flowactor against the anyio floor, Prefect and DBOS.
 
 Run it as `python -m benchmarks [SCENARIO...]` (or `flowactor bench --suite ...` from a
 checkout); `--help` lists the options. The entry point is `benchmarks.cli.main`. The measuring

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<11} {m.DESCRIPTION}" for name, m in SCENARIOS.items())
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="flowactor against the anyio floor and against Prefect, in one run.",
+        description="flowactor against the anyio floor, Prefect and DBOS, in one run.",
         epilog=EPILOG.format(scenarios=listing),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         "--store",
         action="append",
         choices=[*STORES, "all"],
-        help="flowactor store (repeatable; default: memory; all = memory and sqlite)",
+        help="flowactor store (repeatable; all = memory and sqlite; default: every available)",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="asyncio", help="event loop")
     parser.add_argument(
@@ -81,10 +81,20 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive,
         default=64,
         metavar="K",
-        help="tasks sharing the N submits in throughput, floor, sync, backends (64)",
+        help="throughput on SQLite also measures K tasks sharing the submits (64; 1: not)",
     )
     parser.add_argument(
         "--prefect-runs", type=_positive, default=10, metavar="N", help="N for Prefect (10)"
+    )
+    parser.add_argument(
+        "--dbos-runs", type=_positive, default=1_000, metavar="N", help="N for DBOS (1000)"
+    )
+    parser.add_argument(
+        "--dbos-threads",
+        type=_positive,
+        default=64,
+        metavar="K",
+        help="DBOS's max_executor_threads (64)",
     )
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds per measurement process (900)"
@@ -119,8 +129,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
     scenarios = (
         tuple(SCENARIOS) if not names or "all" in args.scenarios else tuple(dict.fromkeys(names))
     )
-    stores = args.store or ["memory"]
-    stores = list(STORES) if "all" in stores else list(dict.fromkeys(stores))
+    if args.store is None:  # every store this flowactor has: each target's own store is measured
+        stores = [s for s in STORES if unavailable(s) is None]
+    else:
+        stores = list(STORES) if "all" in args.store else list(dict.fromkeys(args.store))
     config = Config(
         scenarios=scenarios,
         runs=args.runs,
@@ -131,6 +143,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, argparse.Name
         isolate=not args.in_process,
         progress=not args.no_progress,
         prefect_runs=args.prefect_runs,
+        dbos_runs=args.dbos_runs,
+        dbos_threads=args.dbos_threads,
         submitters=args.submitters,
         timeout=args.timeout,
         stall=args.stall,

@@ -22,7 +22,9 @@ class Config:
     isolate: bool = True  # each round in a fresh subprocess
     progress: bool = True
     prefect_runs: int = 10
-    submitters: int = 64  # tasks sharing the submits in throughput-shaped scenarios
+    dbos_runs: int = 1_000
+    dbos_threads: int = 64  # DBOS's max_executor_threads
+    submitters: int = 64  # tasks sharing the submits in throughput's SQLite comparison row
     timeout: float = 900.0  # seconds one measurement process may take
     stall: float | None = 120.0  # seconds a measurement process may go without progress
     workdir: Path = Path(".")  # scratch space (SQLite files); made and removed by the CLI
@@ -49,5 +51,7 @@ class Config:
             "smoke": self.smoke,
             "isolated_processes": self.isolate,
             "prefect_runs": self.prefect_runs,
+            "dbos_runs": self.dbos_runs,
+            "dbos_threads": self.dbos_threads,
             "submitters": self.submitters,
         }

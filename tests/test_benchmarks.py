@@ -21,7 +21,7 @@ from runtime.bench.isolate import JobFailed, run_job
 from runtime.bench.measure import percentile
 from runtime.bench.model import Summary, Target
 
-SIZED = ["throughput", "floor", "latency", "sync", "cancel", "memory"]
+SIZED = ["throughput", "floor", "direct", "latency", "sync", "cancel", "memory"]
 STORES = ["memory"] + (["sqlite"] if stores.unavailable("sqlite") is None else [])
 
 
@@ -73,16 +73,27 @@ def test_every_sized_scenario_completes_on_asyncio(
     _check_document(document, SIZED)
     assert document["parameters"]["stores"] == STORES
     by_name = {s["name"]: s for s in document["scenarios"]}
-    # The checks each scenario makes against its target.
-    assert [t["metric"] for t in by_name["throughput"]["rows"][0]["targets"]] == ["runs_per_s"]
+    # The checks each scenario makes against its target, in the shape the target is set for.
+    throughput = by_name["throughput"]["rows"]
+    assert [t["metric"] for t in throughput[0]["targets"]] == ["runs_per_s"]
+    assert throughput[0]["params"]["shape"] == "submit"
+    assert throughput[0]["rounds"][0]["submitters"] == 1
     assert by_name["floor"]["rows"][0]["summary"]["ratio"]["median"] > 0
-    # 64 submitters share the submits by default (a durable submit waits for its commit).
-    assert document["parameters"]["submitters"] == 64
-    assert by_name["throughput"]["rows"][0]["rounds"][0]["submitters"] == 64
+    assert by_name["floor"]["rows"][0]["targets"][0]["threshold"] == 4.0
+    direct = by_name["direct"]["rows"][0]
+    assert direct["targets"][0]["metric"] == "direct_vs_submit"
+    assert {"direct_us_per_run", "submit_us_per_run"} <= direct["summary"].keys()
     assert by_name["cancel"]["rows"][0]["rounds"][0]["completed"] == 100
     memory = by_name["memory"]["rows"]
     assert [r["case"].split(" · ")[0] for r in memory[:2]] == ["flowactor", "floor"]
-    assert memory[0]["targets"][0]["metric"] == "kib_above_floor"
+    assert memory[0]["targets"][0]["metric"] == "traced_kib_per_run"
+    assert memory[0]["summary"]["floor_traced_kib_per_run"]["median"] > 0
+    if "sqlite" in STORES:
+        # SQLite is judged with submit_many; 64 tasks sharing the submits is a comparison row.
+        sqlite = [r for r in throughput if r["params"]["store"] == "sqlite"]
+        assert [r["params"]["shape"] for r in sqlite] == ["submit_many", "submit", "shared"]
+        assert sqlite[0]["targets"][0]["threshold"] == 6_000
+        assert sqlite[2]["rounds"][0]["submitters"] == 64
 
 
 def test_every_sized_scenario_completes_on_trio(tmp_path: Path) -> None:
@@ -92,17 +103,43 @@ def test_every_sized_scenario_completes_on_trio(tmp_path: Path) -> None:
     _check_document(document, SIZED)
     rows = [row for s in document["scenarios"] for row in s["rows"]]
     assert all(row["params"]["backend"] == "trio" for row in rows)
-    throughput = document["scenarios"][0]["rows"][0]["rounds"][0]
-    assert (throughput["submitters"], throughput["completed"]) == (3, throughput["expected"])
+    if "sqlite" in STORES:
+        (shared,) = [
+            r for r in document["scenarios"][0]["rows"] if r["params"]["shape"] == "shared"
+        ]
+        round_ = shared["rounds"][0]
+        assert (round_["submitters"], round_["completed"]) == (3, round_["expected"])
 
 
 def test_backends_side_by_side(tmp_path: Path) -> None:
-    code, document = _run(tmp_path, "backends", "--runs", "100")
+    code, document = _run(tmp_path, "backends", "--runs", "100", "--store", "memory")
     assert code == 0
     _check_document(document, ["backends"])
     rows = document["scenarios"][0]["rows"]
     assert [row["params"]["backend"] for row in rows] == ["asyncio", "uvloop", "trio"]
-    assert rows[0]["summary"]["vs_asyncio"]["median"] == pytest.approx(1.0)
+    assert rows[0]["summary"]["time_vs_asyncio"]["median"] == pytest.approx(1.0)
+    assert [t["metric"] for t in rows[2]["targets"]] == ["time_vs_asyncio"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dbos") is None, reason="dbos not installed")
+def test_dbos_beside_flowactor(tmp_path: Path) -> None:
+    code, document = _run(tmp_path, "dbos", "--dbos-runs", "10", "--dbos-threads", "8")
+    assert code == 0
+    _check_document(document, ["dbos"])
+    dbos, flowactor = document["scenarios"][0]["rows"]
+    assert "max_executor_threads=8" in dbos["case"]
+    assert dbos["rounds"][0]["completed"] == 10
+    assert flowactor["params"] == {**flowactor["params"], "store": "sqlite", "shape": "direct"}
+    (target,) = flowactor["targets"]
+    assert (target["metric"], target["threshold"]) == ("vs_dbos", 30.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dbos") is not None, reason="dbos installed")
+def test_dbos_is_skipped_when_not_installed(tmp_path: Path) -> None:
+    code, document = _run(tmp_path, "dbos")
+    assert code == 0
+    (scenario,) = document["scenarios"]
+    assert "not installed" in scenario["skipped"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("prefect") is not None, reason="prefect installed")
@@ -143,7 +180,16 @@ def test_a_stalled_process_is_killed() -> None:
         run_job(job, {"seconds": 30}, stall=0.5)
 
 
-@pytest.mark.parametrize("argv", [["nonsense"], ["--submitters", "0", "throughput"]])
+def test_defaults_measure_every_target() -> None:
+    config, _ = cli.parse_args([])
+    assert config.scenarios == tuple(SCENARIOS)
+    assert config.stores == tuple(STORES)  # SQLite's targets need its rows
+    assert (config.dbos_runs, config.dbos_threads, config.submitters) == (1_000, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "argv", [["nonsense"], ["--submitters", "0", "throughput"], ["--dbos-runs", "0", "dbos"]]
+)
 def test_usage_errors(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import backends, cancel, floor, latency, memory, prefect, sync, throughput
+from . import backends, cancel, dbos_peer, direct, floor, latency, memory, prefect, sync, throughput
 
 __all__ = ["SCENARIOS"]
 
 SCENARIOS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (throughput, floor, latency, sync, cancel, memory, backends, prefect)
+    for module in (
+        throughput,
+        floor,
+        direct,
+        latency,
+        sync,
+        cancel,
+        memory,
+        backends,
+        prefect,
+        dbos_peer,
+    )
 }

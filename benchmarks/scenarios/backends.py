@@ -1,13 +1,15 @@
 """`backends`: throughput on asyncio, asyncio + uvloop and trio, side by side.
 
-The `throughput` job at one N on each backend, with the floor on the same backend, so each
-line also says how far flowactor is from what that backend allows.
+The `throughput` job at one N on each backend (in the shape `throughput` judges the store by),
+with the floor on the same backend, so each line also says how far flowactor is from what that
+backend allows. Each backend's time per run is compared with asyncio's (round i against round
+i): trio's must stay within 1.5x.
 """
 
 from __future__ import annotations
 
 from runtime.bench import loops
-from runtime.bench.model import BACKENDS, Figure, ScenarioResult
+from runtime.bench.model import BACKENDS, Figure, ScenarioResult, Target
 from runtime.bench.session import Session
 
 from ..config import Config
@@ -25,12 +27,15 @@ FIGURES = (
     Figure("us_per_run", "µs per run", "µs", ",.1f"),
     Figure("floor_us_per_run", "floor µs per run", "µs", ",.1f"),
     Figure("ratio", "flowactor / floor", "x", ",.2f"),
-    Figure("vs_asyncio", "runs/s vs asyncio", "x", ",.2f"),
+    Figure("time_vs_asyncio", "time per run / asyncio's", "x", ",.2f"),
 )
+TARGETS = {
+    "trio": Target("time_vs_asyncio", "<=", 1.5, "trio's time per run <= 1.5x asyncio's", 10_000)
+}
 
 
 def run(session: Session[Config]) -> ScenarioResult:
-    """Measure flowactor and the floor on every available backend."""
+    """Measure flowactor and the floor on every available backend; check trio against asyncio."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="runs_per_s")
     for backend in BACKENDS:
@@ -49,8 +54,11 @@ def run(session: Session[Config]) -> ScenarioResult:
                 for round_, other in zip(row.rounds, floor_row.rounds, strict=False):
                     round_["floor_us_per_run"] = other["us_per_run"]
                 add_ratio(row, "ratio", row.rounds, floor_row.rounds, "wall_s")
+                row.errors.extend(f"floor: {e}" for e in floor_row.errors)
                 if baseline is None:
                     baseline = row
-                add_ratio(row, "vs_asyncio", row.rounds, baseline.rounds, "runs_per_s")
+                add_ratio(row, "time_vs_asyncio", row.rounds, baseline.rounds, "us_per_run")
+                if backend in TARGETS:
+                    row.check(TARGETS[backend])
                 result.rows.append(row)
     return result

@@ -4,7 +4,9 @@ Each task writes Pending, Running and Completed for its run: to a Python list fo
 store; for SQLite with the same group-commit shape as a durable store (one writer committing
 whatever is queued in one transaction, in one thread at a time, each write awaited until its
 batch is committed). The ratio flowactor / floor (wall time, round i against round i) is
-measured in the same invocation.
+measured in the same invocation, flowactor in the shape `throughput` judges it by (one loop
+submitting; `submit_many` on SQLite). The target is on the memory store; SQLite's ratio is
+shown for comparison.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from runtime.bench.session import Session
 from runtime.bench.stores import remove_sqlite, sqlite_path, store_url
 
 from ..config import Config
-from . import throughput
+from . import _shapes, throughput
 from ._common import add_ratio, check, make_row
 
 __all__ = ["DESCRIPTION", "NAME", "GroupCommit", "floor_job", "measure_floor", "run"]
@@ -42,7 +44,7 @@ FIGURES = (
     Figure("flowactor_us_per_run", "flowactor µs per run", "µs", ",.1f"),
     Figure("ratio", "flowactor / floor", "x", ",.2f"),
 )
-TARGET = Target("ratio", "<=", 3.0, "flowactor / floor wall time <= 3x")
+TARGETS = {"memory": Target("ratio", "<=", 4.0, "flowactor / floor wall time <= 4x", 10_000)}
 
 Write = tuple[str, str, float]
 
@@ -197,8 +199,10 @@ def measure_floor(session: Session[Config], n: int, store: str, backend: str) ->
     config = session.config
     params = {"n": n, "store": store, "backend": backend, "warmup": config.warmup(n)}
     measured = session.measure(JOB, params, label=f"floor · {store} · {backend} · N={n:,}")
-    row = make_row(NAME, f"floor · {store} · {backend}", params, measured, FIGURES)
     flowactor = throughput.measure_flowactor(session, n, store, backend)
+    how = _shapes.label(throughput.PRIMARY[store])
+    case = f"floor · {store} · {backend} (flowactor: {how})"
+    row = make_row(NAME, case, params, measured, FIGURES)
     for round_, other in zip(row.rounds, flowactor.rounds, strict=False):
         round_["flowactor_us_per_run"] = other["us_per_run"]
     add_ratio(row, "ratio", flowactor.rounds, row.rounds, "wall_s")
@@ -209,12 +213,13 @@ def measure_floor(session: Session[Config], n: int, store: str, backend: str) ->
 
 
 def run(session: Session[Config]) -> ScenarioResult:
-    """Measure the floor at every size on every selected store; check the ratio target."""
+    """Measure the floor at every size on every selected store; check the ratio on memory."""
     config = session.config
     result = ScenarioResult(NAME, DESCRIPTION, chart="ratio")
     for store in config.stores:
         rows = [measure_floor(session, n, store, config.backend) for n in config.sizes(SIZES)]
-        check(rows, TARGET)
+        if store in TARGETS:
+            check(rows, TARGETS[store])
         result.rows.extend(rows)
     return result
 

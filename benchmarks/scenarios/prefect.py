@@ -3,8 +3,9 @@
 Only when `prefect` is importable. Prefect runs as the peer benchmarks ran it: a fresh
 `PREFECT_HOME` per process, its ephemeral API server (a subprocess, on SQLite), analytics off,
 logging at WARNING. Its cold start (server spawn, migrations, first run) is timed apart and
-excluded. Async flows: N called concurrently; sync flows: N called one after another. flowactor
-runs the same N the same way, on SQLite when that store is selected (else in memory).
+excluded. Async flows: N called concurrently (N tasks each awaiting the flow); sync flows: N
+called one after another. flowactor runs the same N the same way, on SQLite when that store is
+selected (else in memory).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ async def _flowactor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any
     from runtime import Runtime, StateType
 
     from ..flows import trivial, trivial_sync
-    from .throughput import run_batch
+    from ._shapes import run_batch
 
     n, store, workdir = int(params["n"]), str(params["store"]), str(params["workdir"])
     figures: dict[str, Any] = {"n": n}
@@ -181,10 +182,10 @@ async def _flowactor_main(params: dict[str, Any], probe: Probe) -> dict[str, Any
     try:
         with probe.sampling() as sampler:
             warm_url = store_url(store, workdir, "prefect-pair-warmup")
-            await run_batch(warm_url, trivial, 20, probe)  # warm-up, excluded
+            await run_batch(warm_url, trivial, 20, probe, shape="direct")  # warm-up, excluded
             remove_sqlite(warm_url)
-            probe.start(n, "run")
-            batch = await run_batch(url, trivial, n, probe, CpuShare())  # fresh runtime, store
+            # N tasks each awaiting the flow, as the Prefect round calls it; a fresh Runtime
+            batch = await run_batch(url, trivial, n, probe, CpuShare(), shape="direct")
             remove_sqlite(url)
             figures["async_wall_s"] = batch["wall_s"]
             async with Runtime(store=url) as rt:

@@ -1,7 +1,7 @@
 """`sync`: N trivial sync flow runs submitted at once; each runs in a worker thread.
 
-Same shape as `throughput` (`--submitters` tasks share the N submits, then every result is
-awaited), with the runtime's default thread limit. No target of its own: Prefect's sync
+Same shape as `throughput` (one loop submits, with `submit_many` on SQLite, then every result
+is awaited), with the runtime's default thread limit. No target of its own: Prefect's sync
 flows are compared in `prefect`.
 """
 

@@ -48,6 +48,7 @@ _PACKAGES = (
     "attrs",
     "cattrs",
     "prefect",
+    "dbos",
     "rich",
     "matplotlib",
 )
