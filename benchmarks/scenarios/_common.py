@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from runtime.bench.model import Figure, Round, Row, Target
 from runtime.bench.session import Measured
 
-__all__ = ["add_ratio", "check", "fail", "make_row"]
+__all__ = ["add_ratio", "check", "make_row"]
 
 
 def make_row(
@@ -47,8 +46,3 @@ def check(rows: Sequence[Row], target: Target) -> None:
     chosen = [r for r in rows if target.at_n is None or r.n == target.at_n] or list(rows)
     for row in chosen:
         row.check(target)
-
-
-def fail(row: Row, note: str) -> None:
-    """Turn every verdict of `row` into a FAIL saying `note` (its figure is not the target's)."""
-    row.verdicts[:] = [dataclasses.replace(v, passed=False, note=note) for v in row.verdicts]

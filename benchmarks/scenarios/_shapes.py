@@ -123,9 +123,6 @@ async def run_batch(
 ) -> dict[str, Any]:
     """Run `n` runs of `flow` in a fresh Runtime on `url`, fed in `shape`; verify the store."""
     feed = _FEEDS[shape]
-    missing = shape == "submit_many" and not hasattr(Runtime, "submit_many")
-    if missing:  # an older flowactor: measure its one-loop submit, and say so
-        feed = _submit
     async with Runtime(store=url) as rt:
         probe.start(n, "run" if cpu is not None else "warm-up")
         started = timer()
@@ -148,7 +145,6 @@ async def run_batch(
         "ok": completed == n and wrong == 0,
         "close_s": close_s,
         "submitters": submitters if shape == "shared" else 1,
-        "submit_many_missing": int(missing),
     }
 
 
