@@ -43,7 +43,7 @@ async def test_a_run_of_submit_many_with_bad_parameters_fails_alone() -> None:
 
 
 async def test_flow_map_zips_iterables_and_passes_unmapped_values() -> None:
-    async with Runtime(store="memory://") as rt:
+    async with Runtime(store="memory://"):
         handles = await add.map([1, 2, 3], y=unmapped(10))
         assert [await h.result() for h in handles] == [11, 12, 13]
         handles = await add.map([1, 2], [5, 6])
