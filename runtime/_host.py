@@ -19,6 +19,7 @@ from actors import ActorSystem
 from .commands import Cancel, Crash
 
 if TYPE_CHECKING:
+    from ._hooks import Hooks
     from ._record import RunRecord
     from ._slots import Limit
     from ._threads import ThreadRunner
@@ -38,7 +39,8 @@ class Host:
     runtime: Runtime  # for `get_run_context().runtime`; never reached into
     store: Store
     system: ActorSystem
-    threads: ThreadRunner
+    threads: ThreadRunner  # sync flows' threads
+    hooks: Hooks  # calls hooks (sync ones in threads of their own)
     run_slots: Limit | None  # `concurrency_limit`, when set
     owner_id: uuid.UUID | None  # this Runtime's lease on the store
     loop_token: EventLoopToken  # the event loop the Runtime runs on

@@ -21,7 +21,7 @@ from actors import Actor
 
 from ._attempt import Attempt, invoke_async, invoke_sync, make_context, run_attempt
 from ._classify import crash_message
-from ._hooks import call_hook, hooks_for_state
+from ._hooks import hooks_for_state
 from ._seed import SeedSurface
 from ._slots import Places, Slot
 from ._upstreams import has_upstreams
@@ -411,7 +411,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         reset = _current.set(make_context(self, self._attempt, self.log_prints))
         try:
             for hook in hooks:
-                await call_hook(hook, self.flow, self.flow_run, state, self.host.hook_timeout)
+                await self.host.hooks.call(hook, self.flow, self.flow_run, state)
         finally:
             _current.reset(reset)
 

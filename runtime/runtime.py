@@ -16,6 +16,7 @@ import attrs
 from actors import ActorSystem
 
 from ._defaults import default_store
+from ._hooks import Hooks
 from ._host import CANCELLED_BY_ENVIRONMENT, Host
 from ._ownership import Ownership, release_ownership, request_cancel, take_ownership
 from ._signals import SigtermGuard
@@ -147,6 +148,7 @@ class Runtime:
             store=self.store,
             system=system,
             threads=ThreadRunner(self.thread_limit),
+            hooks=Hooks(self.hook_timeout, self.thread_limit),
             run_slots=Limit(self.concurrency_limit) if self.concurrency_limit else None,
             owner_id=owner_id,
             loop_token=token,

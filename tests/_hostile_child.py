@@ -1,9 +1,11 @@
-"""A child process of test_hostile_flows: the issue's flows that swallow cancellation, then
-`anyio.run` must return and the process exit. Usage: `_hostile_child.py BACKEND`."""
+"""A child process of the tests of hostile user code: flows that swallow cancellation (the
+default scenario) or a sync hook that never returns (`hung-hook`); then `anyio.run` must
+return and the process exit. Usage: `_hostile_child.py BACKEND [hung-hook]`."""
 
 from __future__ import annotations
 
 import sys
+import threading
 
 import anyio
 
@@ -53,6 +55,22 @@ async def main() -> None:
     print("app-cancelled", flush=True)
 
 
+def never_returns(*args: object) -> None:
+    threading.Event().wait()
+
+
+@flow(on_completion=[never_returns])
+async def hooked() -> int:
+    return 1
+
+
+async def hung_hook() -> None:
+    async with Runtime(hook_timeout=0.2) as rt:
+        assert (await (await rt.submit(hooked)).wait()).is_completed()
+    print("hook-abandoned", flush=True)
+
+
 if __name__ == "__main__":
-    anyio.run(main, backend=sys.argv[1])
+    scenario = hung_hook if sys.argv[2:] == ["hung-hook"] else main
+    anyio.run(scenario, backend=sys.argv[1])
     print("returned", flush=True)
