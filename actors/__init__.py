@@ -3,6 +3,7 @@
 from ._actor import Actor
 from ._dead_letter import DeadLetter
 from ._errors import ActorFailed, ActorStopped, AskTimeout, MailboxFull
+from ._event import Event, new_event
 from ._ref import ActorRef
 from ._supervision import Escalate, Restart, Stop, Supervision
 from ._system import ActorSystem
@@ -17,10 +18,12 @@ __all__ = [
     "AskTimeout",
     "DeadLetter",
     "Escalate",
+    "Event",
     "Mailbox",
     "MailboxFull",
     "MailboxStatistics",
     "Restart",
     "Stop",
     "Supervision",
+    "new_event",
 ]

@@ -75,6 +75,16 @@ class Actor(abc.ABC, Generic[MsgT]):
         """
         self._bound_cell().start_work(func, args, cancel)
 
+    def interrupt(self, message: MsgT) -> bool:
+        """Called at once when ``message`` arrives on the system lane while a task of this
+        actor runs its work and none serves its mailbox.
+
+        Return True when you have made that work end promptly (e.g. cancelled its scope): the
+        message is then handled by that same task once the work is over, and no task is made
+        for it. The default (False) has a task serve it now, beside the work.
+        """
+        return False
+
     async def on_start(self) -> None:
         """Called before the first message (and after each restart)."""
 

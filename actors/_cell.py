@@ -23,6 +23,7 @@ from ._actor import Actor
 from ._dead_letter import DeadLetter
 from ._envelope import STOP, Ask
 from ._errors import ActorStopped
+from ._event import Event, new_event
 from ._ref import ActorRef
 from ._supervision import Directive, Supervision, Supervisor
 from .mailbox import Mailbox
@@ -81,6 +82,7 @@ class ActorCell:
         "_finishing",
         "_idle",
         "_live",
+        "_working",
         "_queued_work",
         "_started",
         "_supervision",
@@ -118,10 +120,11 @@ class ActorCell:
         self._queued_work: list[_Work] | None = None  # work to start once the mailbox is empty
         self._children: set[_Work] | None = None  # running (or about to run) work
         self._live = 0  # work started and not yet returned
-        self._idle: anyio.Event | None = None  # set when _live drops to 0, made by a waiter
+        self._working = 0  # tasks running work that serve the mailbox once it is over
+        self._idle: Event | None = None  # set when _live drops to 0, made by a waiter
         self._failure: BaseException | None = None
         self._finishing = False  # the stop sequence has begun (it runs once)
-        self._done: anyio.Event | None = None  # made on demand: most actors are never joined
+        self._done: Event | None = None  # made on demand: most actors are never joined
         actor._actor_cell = self
 
     @property
@@ -139,6 +142,18 @@ class ActorCell:
     # -- scheduling ------------------------------------------------------------------------------
     def start(self) -> None:
         """Serve the actor now (it has an on_start to run) rather than at its first message."""
+        self._schedule()
+
+    def tell_system(self, message: object) -> None:
+        """Queue `message` on the system lane; serve it (see `Actor.interrupt`)."""
+        if self.stopping:
+            raise self.stopped_error()
+        self.mailbox.put_system(message, notify=False)
+        if self._dispatching or self.terminated:
+            return  # the task serving the mailbox takes system items first
+        actor = self._actor
+        if self._working and actor is not None and actor.interrupt(message):
+            return  # a task running the actor's work serves it once that work is over
         self._schedule()
 
     async def serve_here(self, message: object) -> None:
@@ -177,7 +192,11 @@ class ActorCell:
         try:
             while True:
                 if work is not None:
-                    await self._run_work(work)
+                    self._working += 1  # this task serves the mailbox after the work
+                    try:
+                        await self._run_work(work)
+                    finally:
+                        self._working -= 1
                     # The work is over: serve what arrived meanwhile, unless another task is.
                     if not self._needs_serving():
                         return
@@ -396,7 +415,7 @@ class ActorCell:
             # the system's task group when the system closes).
             with anyio.move_on_after(self.system.stop_timeout, shield=True):
                 while self._live:
-                    idle = self._idle = anyio.Event()
+                    idle = self._idle = new_event()
                     await idle.wait()
             self._idle = None
         actor = self._actor
@@ -436,7 +455,7 @@ class ActorCell:
         if self.terminated:
             return
         if self._done is None:
-            self._done = anyio.Event()
+            self._done = new_event()
         await self._done.wait()
 
     async def _call_on_stop(self, actor: Actor[Any]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import anyio
 import attrs
+
+from ._event import Event, new_event
 
 __all__ = ["STOP", "Ask", "Reply"]
 
@@ -24,7 +25,7 @@ STOP: Final = _StopSignal()
 class Reply:
     """A one-shot slot for the answer to an ``ask``: a value or an exception."""
 
-    _event: anyio.Event = attrs.field(init=False, factory=anyio.Event)
+    _event: Event = attrs.field(init=False, factory=new_event)
     _value: object = attrs.field(init=False, default=None)
     _error: BaseException | None = attrs.field(init=False, default=None)
 

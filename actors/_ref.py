@@ -68,10 +68,7 @@ class ActorRef(Generic[MsgT]):
 
     def tell_system(self, message: MsgT) -> None:
         """Queue ``message`` on the system lane: never blocks, handled before user messages."""
-        cell = self._cell
-        if cell.stopping:
-            raise cell.stopped_error()
-        cell.mailbox.put_system(message)
+        self._cell.tell_system(message)
 
     async def ask(self, message: MsgT, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Send ``message`` and return what the handler returns (or raise what it raises)."""

@@ -11,6 +11,7 @@ import attrs
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from ._errors import ActorStopped, MailboxFull
+from ._event import Event, new_event
 
 __all__ = ["Mailbox", "MailboxStatistics"]
 
@@ -32,7 +33,7 @@ class _Sender(Generic[T]):
 
     def __init__(self, item: T) -> None:
         self.item = item
-        self.done = anyio.Event()
+        self.done = new_event()
         self.refused = False
 
 
@@ -75,7 +76,7 @@ class Mailbox(Generic[T]):
         self._user: deque[T] | None = None  # made with the first user item
         self._system: list[T] | None = None  # made with the first system item
         self._senders: deque[_Sender[T]] | None = None  # senders waiting for room, in order
-        self._consumer: anyio.Event | None = None  # set when an item arrives for a sleeper
+        self._consumer: Event | None = None  # set when an item arrives for a sleeper
         self._notify = notify
         self._owner = owner
         self._closed = False
@@ -150,15 +151,19 @@ class Mailbox(Generic[T]):
             raise self._stopped()
         self._append(item)
 
-    def put_system(self, item: T) -> None:
-        """Queue an item on the system lane; it never blocks."""
+    def put_system(self, item: T, *, notify: bool = True) -> None:
+        """Queue an item on the system lane; it never blocks. `notify=False`: the caller
+        takes care of the consumer itself (a sleeping consumer is still woken)."""
         if self._closed:
             raise self._stopped()
         if self._system is None:
             self._system = [item]
         else:
             self._system.append(item)
-        self._arrived()
+        if notify:
+            self._arrived()
+        elif self._consumer is not None:
+            self._consumer.set()
 
     # -- the consumer ----------------------------------------------------------------------------
     def poll(self, default: D) -> T | D:
@@ -215,7 +220,7 @@ class Mailbox(Generic[T]):
                 return item
             if self._closed:
                 raise self._stopped()
-            arrived = self._consumer = anyio.Event()
+            arrived = self._consumer = new_event()
             try:
                 await arrived.wait()
             finally:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
+from actors import Event, new_event
+
 from ._abandon import abandon_after_grace
 from ._classify import Outcome, classify
 from ._generators import iterate_async, iterate_sync
@@ -59,7 +61,7 @@ class Attempt(_Interrupt):
         self.scope = anyio.CancelScope()
         self.stopped = False  # stopped by the actor (cancel, crash, suspend): it has no outcome
         self.running = True
-        self._done: anyio.Event | None = None  # made only when the actor waits for the end
+        self._done: Event | None = None  # made only when the actor waits for the end
         self.pauses = 0  # pause_flow_run calls without a key: keys "1", "2", ...
         self.subflows = 0  # subflow calls, numbered in call order
         self.previous = previous  # the run's subflows of earlier attempts, by call number
@@ -82,7 +84,7 @@ class Attempt(_Interrupt):
         if not self.running:
             return
         if self._done is None:
-            self._done = anyio.Event()
+            self._done = new_event()
         # Shielded: this also runs while the actor itself is being torn down (on_stop).
         with anyio.move_on_after(grace, shield=True):
             await self._done.wait()

@@ -12,6 +12,8 @@ import anyio
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from actors import Event, new_event
+
 if TYPE_CHECKING:
     from .engine import BaseFlowRunEngine
     from .flows import Flow
@@ -64,8 +66,8 @@ class RunRecord:
         self.cancel_requested = False
         self.began = False  # Running was decided (or the run ended)
         self.finished = False
-        self._began_event: anyio.Event | None = None  # made only when someone waits
-        self._done: anyio.Event | None = None  # made only when someone waits
+        self._began_event: Event | None = None  # made only when someone waits
+        self._done: Event | None = None  # made only when someone waits
         self.actor: BaseFlowRunEngine | None = None  # the run's actor while it is alive
         # Generator runs: values go out through `items`; one consumer takes `item_receiver`.
         self.items: MemoryObjectSendStream[Any] | None = None
@@ -87,7 +89,7 @@ class RunRecord:
         """Wait until Running was decided for the run, or it ended."""
         if not self.began:
             if self._began_event is None:
-                self._began_event = anyio.Event()
+                self._began_event = new_event()
             await self._began_event.wait()
 
     def mark_finished(self) -> None:
@@ -103,7 +105,7 @@ class RunRecord:
             await anyio.lowlevel.checkpoint()
             return
         if self._done is None:
-            self._done = anyio.Event()
+            self._done = new_event()
         await self._done.wait()
 
     def take_item_receiver(self) -> MemoryObjectReceiveStream[Any]:

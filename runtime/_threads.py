@@ -23,6 +23,8 @@ import anyio.from_thread
 import anyio.lowlevel
 import attrs
 
+from actors import Event, new_event
+
 from ._slots import Limit, Slot
 
 __all__ = ["ThreadRunner"]
@@ -32,7 +34,7 @@ __all__ = ["ThreadRunner"]
 class _Call:
     """One call running in a thread, and how it ended."""
 
-    done: anyio.Event = attrs.field(factory=anyio.Event)
+    done: Event = attrs.field(factory=new_event)
     value: Any = None
     error: BaseException | None = None
 

@@ -43,6 +43,10 @@ class Waits:
         scopes.add(scope)
         actor.start_work(_waiting, scope, scopes, fn, args, cancel=scope.cancel)
 
+    def __bool__(self) -> bool:
+        """Whether a wait is in progress."""
+        return bool(self._scopes)
+
     def cancel_all(self) -> None:
         for scope in self._scopes or ():
             scope.cancel()

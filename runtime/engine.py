@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from actors import Actor
+from actors import Actor, Event, new_event
 
 from ._attempt import Attempt, invoke_async, invoke_sync, make_context, run_attempt
 from ._classify import crash_message
@@ -93,7 +93,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         self._waits: Waits | None = None  # for upstreams, a place, a retry delay
         self._resolved = False  # upstream runs have been waited for
         self._ready = False  # checked ready to start when created (see ready_to_start)
-        self._resumed: anyio.Event | None = None  # set when a paused run is resumed
+        self._resumed: Event | None = None  # set when a paused run is resumed
         self._children: dict[str, RunRecord] = {}  # subflows of past attempts, by call number
         # Built in the caller's context: when that is a run of the same runtime, it is this
         # run's parent. A subflow follows its parent's log_prints and persist_result unless it
@@ -171,6 +171,23 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         except (StoreError, OwnershipLost) as exc:
             self._abandon(exc)
         return self.state
+
+    def interrupt(self, message: Command) -> bool:
+        """A cancel or crash arrives while the attempt (or a wait) runs: stop it at once; the
+        task it runs in handles the command as soon as it has unwound (no task is made)."""
+        if isinstance(message, Cancel):
+            # Set now: a subflow call interrupted by this must see its parent being cancelled.
+            self.record.cancel_requested = True
+            error: BaseException = CancelledRun(message.message)
+        elif isinstance(message, Crash):
+            error = CrashedRun(message.message or crash_message(message.error))
+        else:
+            return False
+        attempt = self._attempt
+        if not (attempt is not None and attempt.running) and not self._waits:
+            return False
+        self.stop_work(error)
+        return True
 
     def needs_on_stop(self) -> bool:
         """Only an unfinished run has anything to do when its actor stops."""
@@ -326,7 +343,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
 
     async def handle_pause(
         self, key: str, seconds: float | None, reschedule: bool
-    ) -> tuple[State, anyio.Event | None]:
+    ) -> tuple[State, Event | None]:
         """Propose Paused (or Suspended); a suspended run's actor ends here, freeing its memory.
 
         Answers the pausing code with the state the run is in afterwards (Paused/Suspended, or
@@ -335,7 +352,7 @@ class BaseFlowRunEngine(SeedSurface, Actor[Command]):
         state = (Suspended if reschedule else Paused)(timeout_seconds=seconds, pause_key=key)
         decision = await self.set_state(state)
         if decision.state.is_paused():
-            self._resumed = anyio.Event()
+            self._resumed = new_event()
             if reschedule:
                 # Suspended: nothing runs until someone resumes it, and then the flow is loaded
                 # again from its entrypoint. Stop the attempt and let this actor go.

@@ -28,8 +28,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import msgspec
+
+from actors import Event
 
 from ..errors import FlowRunNotFound, StoreError, StoreFileGone, StoreReadOnly
 from ..models import FlowRun
@@ -58,9 +59,7 @@ class Op:
 
     __slots__ = ("args", "error", "event", "kind", "result", "token")
 
-    def __init__(
-        self, kind: int, args: tuple[Any, ...], event: anyio.Event, token: LoopWaker
-    ) -> None:
+    def __init__(self, kind: int, args: tuple[Any, ...], event: Event, token: LoopWaker) -> None:
         self.kind = kind
         self.args = args
         self.event = event
@@ -184,16 +183,22 @@ class Writer:
                 self._cond.wait()
             self._busy = True
             self._progress_at = time.monotonic()
+            # Only constant-time work while the lock is held: a caller's put() waits for it,
+            # and this thread may lose the GIL in the middle of any longer step.
             if self._urgent:  # a batch of their own, so they never wait for a big one
-                batch = list(self._urgent)
-                self._urgent.clear()
-                return batch
+                urgent, self._urgent = self._urgent, deque()
+                return list(urgent)
             queue = self._queue
             if len(queue) <= self._max_batch:
-                batch = list(queue)
-                queue.clear()
-            else:
-                batch = [queue.popleft() for _ in range(self._max_batch)]
+                self._queue = deque()
+                self._wakeups.taken()
+                return list(queue)
+            self._queue = deque()
+        # More than a batch is queued (rare): split it outside the lock, put the rest back.
+        batch = [queue.popleft() for _ in range(self._max_batch)]
+        with self._cond:
+            queue.extend(self._queue)  # queued meanwhile: after what was there before
+            self._queue = queue
             self._wakeups.taken(queue)
         return batch
 

@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl, unquote
 import anyio
 import anyio.to_thread
 
+from actors import new_event
+
 from ..errors import StoreError, StoreReadOnly, StoreStalled
 from ..models import FlowRun
 from ..policy import Decision
@@ -141,7 +143,7 @@ class SQLiteStore:
                 self._config, max_batch=self._max_batch, on_close=self._close_readers
             )
             self._pooling = True
-            ready = Op(OPEN, (), anyio.Event(), token)
+            ready = Op(OPEN, (), new_event(), token)
             writer.start(ready)
         await ready.event.wait()
         if ready.error is not None:
@@ -165,7 +167,7 @@ class SQLiteStore:
             if self._opens > 0 or writer is None:
                 return
             self._writer = None
-        await self._wait(writer, Op(CLOSE, (), anyio.Event(), self._loop().waker))
+        await self._wait(writer, Op(CLOSE, (), new_event(), self._loop().waker))
 
     # -- runs ---------------------------------------------------------------------------------
     async def create_flow_run(self, run: FlowRun) -> FlowRun:
@@ -198,7 +200,7 @@ class SQLiteStore:
         owner: uuid.UUID | None = None,
     ) -> Decision:
         writer = self._writable()
-        op = Op(SET, (run_id, state, force, owner), anyio.Event(), self._loop().waker)
+        op = Op(SET, (run_id, state, force, owner), new_event(), self._loop().waker)
         decision: Decision = await self._wait(writer, op, stall_timeout)
         return decision
 
@@ -304,13 +306,13 @@ class SQLiteStore:
 
     async def _write(self, kind: int, *args: Any) -> Any:
         writer = self._writable()
-        return await self._wait(writer, Op(kind, args, anyio.Event(), self._loop().waker))
+        return await self._wait(writer, Op(kind, args, new_event(), self._loop().waker))
 
     async def _call(self, fn: Callable[[Writer], T], *, urgent: bool = False) -> T:
         """Run `fn(writer)` in the writer thread, inside a batch's transaction (`urgent`: in
         the writer's own lane, before any queued run write)."""
         writer = self._writable()
-        op = Op(CALL, (fn,), anyio.Event(), self._loop().waker)
+        op = Op(CALL, (fn,), new_event(), self._loop().waker)
         result: T = await self._wait(writer, op, urgent=urgent)
         return result
 
