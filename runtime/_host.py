@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 from anyio.lowlevel import EventLoopToken
 
@@ -58,6 +59,27 @@ class Host:
     crash_reason: str = CANCELLED_BY_ENVIRONMENT
     # Leaving the Runtime: new top-level runs are refused, subflows of live runs still start.
     closing: bool = False
+    # Starts admitted and not yet registered (their store write is in progress): leaving the
+    # Runtime waits for them too, so that none is recorded after the actors are gone.
+    starting: int = 0
+    _starts_done: anyio.Event | None = None
+
+    def start_admitted(self) -> None:
+        self.starting += 1
+
+    def start_ended(self) -> None:
+        """An admitted start is registered (or failed)."""
+        self.starting -= 1
+        if self.starting == 0 and self._starts_done is not None:
+            self._starts_done.set()
+            self._starts_done = None
+
+    async def wait_starts(self) -> None:
+        """Wait until no admitted start is in progress."""
+        if self.starting:
+            if self._starts_done is None:
+                self._starts_done = anyio.Event()
+            await self._starts_done.wait()
 
     def start(self, record: RunRecord, actor: BaseFlowRunEngine, *, inline: bool = False) -> None:
         """Register a new run and start its actor (its first command: Begin); with `inline`,

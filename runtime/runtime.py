@@ -276,10 +276,13 @@ class Runtime:
         await self._wait_all()
 
     async def _wait_all(self) -> None:
-        runs = self.host.runs
-        while runs:
-            record = next(iter(runs.values()))
-            await record.wait_done()
+        host = self.host
+        runs = host.runs
+        while runs or host.starting:
+            if runs:
+                await next(iter(runs.values())).wait_done()
+            else:
+                await host.wait_starts()  # runs being recorded now are waited for too
 
     # -- runs ----------------------------------------------------------------------------
     async def submit(self, flow: Flow[..., Any], /, *args: Any, **kwargs: Any) -> FlowRunHandle:
@@ -311,7 +314,10 @@ class Runtime:
         handles: list[FlowRunHandle] = []
         for start in range(0, len(bound), _BATCH):
             host = await self._admit()
-            handles += await start_runs(host, flow, bound[start : start + _BATCH])
+            try:
+                handles += await start_runs(host, flow, bound[start : start + _BATCH])
+            finally:
+                host.start_ended()
         return handles
 
     async def start(
@@ -329,12 +335,16 @@ class Runtime:
         With `inline`, the caller then drives the run in its own task (a direct call does).
         """
         host = await self._admit()
-        return await start_run(
-            host, flow, parameters, wait_for=wait_for, flow_run=flow_run, inline=inline
-        )
+        try:
+            return await start_run(
+                host, flow, parameters, wait_for=wait_for, flow_run=flow_run, inline=inline
+            )
+        finally:
+            host.start_ended()
 
     async def _admit(self) -> Host:
-        """The host, if new runs may start now (a checkpoint first)."""
+        """The host, if new runs may start now (a checkpoint first); the caller reports the
+        start's end (`host.start_ended()`), registered or not."""
         # A checkpoint, as every async call should be: a cancelled caller creates no run, and a
         # loop submitting many runs lets the earlier ones run meanwhile instead of holding all
         # of them in memory at once.
@@ -350,6 +360,7 @@ class Runtime:
                 "cannot start one.",
                 self.store.url,
             )
+        host.start_admitted()  # leaving the runtime waits for this start (see _wait_all)
         return host
 
     @staticmethod
